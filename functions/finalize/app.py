@@ -1,0 +1,68 @@
+"""Finalize function, two doors into one use case:
+
+- the provider's callback through the HTTP API (``POST /callbacks/{provider}/{job_id}?token=...``):
+  the token is checked, the body is ignored beyond size (the task is re-fetched from the provider);
+- the Step Functions poller (``{"job_id": ..., "source": "poller"[, "action": "expire"]}``), which
+  loops until the answer says ``terminal``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from clipedit.config import Settings
+from clipedit.usecases.finalize import CallbackRejected, JobNotFound
+from clipedit.wiring import Container
+
+logger = Logger()
+container = Container(Settings.from_env())  # validated at cold start
+MAX_CALLBACK_BODY_BYTES = 64 * 1024  # a Kling callback is ~1 KB; anything huge is not one
+
+
+def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
+
+
+def handle_callback(event: dict[str, Any]) -> dict[str, Any]:
+    params = event.get("pathParameters") or {}
+    job_id = params.get("job_id", "")
+    provider = params.get("provider", "")
+    token = (event.get("queryStringParameters") or {}).get("token")
+    logger.set_correlation_id(job_id)
+    if len(event.get("body") or "") > MAX_CALLBACK_BODY_BYTES:
+        return _response(413, {"message": "callback body too large"})
+    if provider != container.finalize_job.provider_name:
+        return _response(404, {"message": "unknown provider"})
+    try:
+        outcome = container.finalize_job.on_callback(job_id, token)
+    except CallbackRejected:
+        # Same answer for a wrong token and an unknown job: ids cannot be probed.
+        logger.warning("callback rejected", extra={"job_id": job_id})
+        return _response(401, {"message": "invalid callback token"})
+    logger.info("callback handled", extra=outcome.as_dict())
+    return _response(200, outcome.as_dict())
+
+
+def handle_poll(event: dict[str, Any]) -> dict[str, Any]:
+    job_id = str(event.get("job_id", ""))
+    logger.set_correlation_id(job_id)
+    try:
+        if event.get("action") == "expire":
+            outcome = container.finalize_job.expire(job_id, "the poller could not finalize the job")
+        else:
+            outcome = container.finalize_job.on_poll(job_id)
+    except JobNotFound:
+        logger.error("poller asked about a job that does not exist", extra={"job_id": job_id})
+        return {"job_id": job_id, "status": "NOT_FOUND", "terminal": True}
+    logger.info("poll handled", extra=outcome.as_dict())
+    return outcome.as_dict()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if "requestContext" in event and "http" in event["requestContext"]:
+        return handle_callback(event)
+    return handle_poll(event)

@@ -1,0 +1,1 @@
+"""Adapters: the ports implemented for AWS services and the Kling HTTP API."""

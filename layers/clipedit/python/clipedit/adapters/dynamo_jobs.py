@@ -1,0 +1,192 @@
+"""Job store on DynamoDB: one item per job, every status change a conditional update."""
+
+from __future__ import annotations
+
+from dataclasses import fields as dataclass_fields
+from decimal import Decimal
+from typing import Any, Mapping
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from clipedit.domain.job import Job, JobStatus, sources_of
+
+_JOB_FIELDS = {f.name for f in dataclass_fields(Job)} - {"extra"}
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_item(job: Job) -> dict[str, Any]:
+    plain: dict[str, Any] = {}
+    for name in _JOB_FIELDS:
+        value = getattr(job, name)
+        if value is None:
+            continue
+        if isinstance(value, JobStatus):
+            value = value.value
+        plain[name] = _dynamo_value(value)
+    plain.update({k: _dynamo_value(v) for k, v in job.extra.items() if v is not None})
+    return {k: _serializer.serialize(v) for k, v in plain.items()}
+
+
+def _dynamo_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))  # DynamoDB numbers are decimals; floats are refused by boto3
+    if isinstance(value, list):
+        return [_dynamo_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dynamo_value(v) for k, v in value.items()}
+    return value
+
+
+def _python_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_python_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _python_value(v) for k, v in value.items()}
+    return value
+
+
+def _from_item(item: Mapping[str, Any]) -> Job:
+    plain = {k: _python_value(_deserializer.deserialize(v)) for k, v in item.items()}
+    known = {k: v for k, v in plain.items() if k in _JOB_FIELDS}
+    extra = {k: v for k, v in plain.items() if k not in _JOB_FIELDS}
+    known["status"] = JobStatus(known["status"])
+    if "output_duration_seconds" in known and known["output_duration_seconds"] is not None:
+        known["output_duration_seconds"] = float(known["output_duration_seconds"])
+    return Job(**known, extra=extra)
+
+
+class DynamoJobStore:
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
+
+    def create(self, job: Job) -> bool:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_to_item(job),
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get(self, job_id: str) -> Job | None:
+        response = self._client.get_item(
+            TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return _from_item(item) if item else None
+
+    def transition(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        now: str,
+        fields: Mapping[str, Any] | None = None,
+        require_no_lease: bool = False,
+        lease_owner: str | None = None,
+    ) -> Job | None:
+        names: dict[str, str] = {"#status": "status", "#updated_at": "updated_at", "#history": "status_history"}
+        values: dict[str, Any] = {
+            ":target": target.value,
+            ":now": now,
+            ":entry": [{"status": target.value, "at": now}],
+            ":empty": [],
+        }
+        sets = [
+            "#status = :target",
+            "#updated_at = :now",
+            "#history = list_append(if_not_exists(#history, :empty), :entry)",
+        ]
+        removes: list[str] = []
+        for index, (name, value) in enumerate((fields or {}).items()):
+            names[f"#f{index}"] = name
+            if value is None:
+                removes.append(f"#f{index}")
+            else:
+                values[f":f{index}"] = _dynamo_value(value)
+                sets.append(f"#f{index} = :f{index}")
+        allowed = sorted(s.value for s in sources_of(target))
+        placeholders = []
+        for index, status in enumerate(allowed):
+            values[f":from{index}"] = status
+            placeholders.append(f":from{index}")
+        condition = f"#status IN ({', '.join(placeholders)})"
+        if require_no_lease:
+            names["#lease_until"] = "finalize_lease_until"
+            condition += " AND (attribute_not_exists(#lease_until) OR #lease_until < :now)"
+        if lease_owner is not None:
+            names["#lease_owner"] = "finalize_lease_owner"
+            names["#lease_until"] = "finalize_lease_until"
+            values[":owner"] = lease_owner
+            condition += " AND #lease_owner = :owner"
+            removes += ["#lease_owner", "#lease_until"]
+        expression = "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in values.items()},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return _from_item(response["Attributes"])
+
+    def acquire_lease(self, job_id: str, *, owner: str, now: str, until: str) -> bool:
+        allowed = [JobStatus.SUBMITTED.value, JobStatus.PROCESSING.value]
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET #owner = :owner, #until = :until",
+                ConditionExpression=(
+                    "#status IN (:s0, :s1) AND (attribute_not_exists(#until) OR #until < :now)"
+                ),
+                ExpressionAttributeNames={
+                    "#owner": "finalize_lease_owner",
+                    "#until": "finalize_lease_until",
+                    "#status": "status",
+                },
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":until": {"S": until},
+                    ":now": {"S": now},
+                    ":s0": {"S": allowed[0]},
+                    ":s1": {"S": allowed[1]},
+                },
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_lease(self, job_id: str, *, owner: str) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="REMOVE #owner, #until",
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "finalize_lease_owner", "#until": "finalize_lease_until"},
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise

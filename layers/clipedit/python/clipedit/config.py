@@ -1,0 +1,106 @@
+"""Typed configuration, read once from the environment at cold start and validated there.
+
+A misconfigured function fails at init with every problem listed, never halfway through a job.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import urlparse
+
+from clipedit.domain.errors import ConfigError
+from clipedit.domain.spec import Mode, Model
+
+
+@dataclass(frozen=True)
+class Settings:
+    jobs_table: str
+    inbox_bucket: str
+    outputs_bucket: str
+    event_bus_name: str
+    provider_secret_id: str
+    kling_api_base_url: str
+    incoming_prefix: str = "incoming/"
+    output_prefix: str = "edited/"
+    default_model: Model = Model.O3
+    default_mode: Mode = Mode.PRO
+    poll_interval_seconds: int = 30
+    job_deadline_seconds: int = 3600
+    presign_ttl_seconds: int = 3600
+    state_machine_arn: str | None = None  # submit only
+    callback_base_url: str | None = None  # submit only
+    secret_max_age_seconds: int = 300
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                problems.append(f"{name} is required")
+            return value
+
+        def integer(name: str, default: int, minimum: int, maximum: int) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                problems.append(f"{name} must be an integer, got {raw!r}")
+                return default
+            if not minimum <= value <= maximum:
+                problems.append(f"{name} must be between {minimum} and {maximum}, got {value}")
+            return value
+
+        def url(name: str, default: str | None) -> str | None:
+            raw = env.get(name, "").strip() or default
+            if raw is None:
+                return None
+            parsed = urlparse(raw)
+            if parsed.scheme not in ("https", "http") or not parsed.netloc:
+                problems.append(f"{name} must be an http(s) URL, got {raw!r}")
+            return raw.rstrip("/")
+
+        def choice(name: str, enum_type: type, default: object) -> object:
+            raw = env.get(name, "").strip().lower()
+            if not raw:
+                return default
+            try:
+                return enum_type(raw)
+            except ValueError:
+                allowed = ", ".join(m.value for m in enum_type)
+                problems.append(f"{name} must be one of {allowed}, got {raw!r}")
+                return default
+
+        def prefix(name: str, default: str) -> str:
+            value = env.get(name, default)
+            if value and not value.endswith("/"):
+                problems.append(f"{name} must end with '/', got {value!r}")
+            return value
+
+        settings = cls(
+            jobs_table=required("JOBS_TABLE"),
+            inbox_bucket=required("INBOX_BUCKET"),
+            outputs_bucket=required("OUTPUTS_BUCKET"),
+            event_bus_name=required("EVENT_BUS_NAME"),
+            provider_secret_id=required("PROVIDER_SECRET_ID"),
+            kling_api_base_url=url("KLING_API_BASE_URL", "https://api-singapore.klingai.com") or "",
+            incoming_prefix=prefix("INCOMING_PREFIX", "incoming/"),
+            output_prefix=prefix("OUTPUT_PREFIX", "edited/"),
+            default_model=choice("DEFAULT_MODEL", Model, Model.O3),  # type: ignore[arg-type]
+            default_mode=choice("DEFAULT_MODE", Mode, Mode.PRO),  # type: ignore[arg-type]
+            poll_interval_seconds=integer("POLL_INTERVAL_SECONDS", 30, 0, 3600),
+            job_deadline_seconds=integer("JOB_DEADLINE_SECONDS", 3600, 1, 7 * 24 * 3600),
+            presign_ttl_seconds=integer("PRESIGN_TTL_SECONDS", 3600, 60, 7 * 24 * 3600),
+            state_machine_arn=env.get("STATE_MACHINE_ARN", "").strip() or None,
+            callback_base_url=url("CALLBACK_BASE_URL", None),
+            secret_max_age_seconds=integer("SECRET_MAX_AGE_SECONDS", 300, 0, 86400),
+        )
+        if problems:
+            raise ConfigError("invalid configuration: " + "; ".join(problems))
+        return settings

@@ -1,0 +1,1 @@
+"""Pure domain model: imports nothing from boto3 or httpx."""

@@ -1,0 +1,63 @@
+"""Errors the domain and use cases raise, each with a stable code a user can look up."""
+
+from __future__ import annotations
+
+
+class ClipeditError(Exception):
+    """Base class: ``code`` is stable and documented, ``message`` tells the user what to do."""
+
+    code = "CLIPEDIT_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class SpecError(ClipeditError):
+    """The edit request itself is unusable; the job is REJECTED before any money is spent."""
+
+    code = "INVALID_SPEC"
+
+
+class MediaRejected(ClipeditError):
+    """The input clip breaks a provider limit (size, container, ...); the job is REJECTED."""
+
+    code = "INVALID_MEDIA"
+
+
+class ProviderError(ClipeditError):
+    """The provider refused or failed a call.
+
+    ``retryable`` says whether trying the same call later can succeed (rate limits, 5xx, timeouts);
+    deterministic refusals (bad credentials, content policy, no balance) are not retried.
+    """
+
+    code = "PROVIDER_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider_code: int | None = None,
+        http_status: int | None = None,
+        retryable: bool,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.provider_code = provider_code
+        self.http_status = http_status
+        self.retryable = retryable
+
+
+class RetryLater(ClipeditError):
+    """Transient condition: leave the work where it is (e.g. the SQS message) and try again later."""
+
+    code = "RETRY_LATER"
+
+
+class ConfigError(ClipeditError):
+    """The function's configuration is invalid; raised at cold start, never mid-job."""
+
+    code = "CONFIG_ERROR"

@@ -1,0 +1,95 @@
+"""The job: one edit of one input clip, and its one-way lifecycle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    RECEIVED = "RECEIVED"  # the upload was seen and a job record exists
+    REJECTED = "REJECTED"  # the request or the clip is unusable; the provider was never called
+    QUEUED = "QUEUED"  # validated, waiting to be sent to the provider
+    SUBMITTED = "SUBMITTED"  # the provider accepted the task
+    PROCESSING = "PROCESSING"  # the provider reports it is working on it
+    SUCCEEDED = "SUCCEEDED"  # the edited clip is in the outputs bucket
+    FAILED = "FAILED"  # the provider failed the task or refused it for good
+    TIMED_OUT = "TIMED_OUT"  # no result before the job's deadline
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {JobStatus.REJECTED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT}
+)
+
+# Forward-only lifecycle. Every write names the statuses it may start from, so a stale or duplicate
+# writer (a late callback, a redelivered message) can never move a job backwards.
+ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.RECEIVED: frozenset({JobStatus.QUEUED, JobStatus.REJECTED, JobStatus.FAILED}),
+    JobStatus.QUEUED: frozenset({JobStatus.SUBMITTED, JobStatus.FAILED, JobStatus.REJECTED}),
+    JobStatus.SUBMITTED: frozenset(
+        {JobStatus.PROCESSING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT}
+    ),
+    JobStatus.PROCESSING: frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT}),
+}
+
+
+def sources_of(target: JobStatus) -> frozenset[JobStatus]:
+    """The statuses a job may be in for a move to ``target`` to be legal."""
+    return frozenset(src for src, targets in ALLOWED_TRANSITIONS.items() if target in targets)
+
+
+def can_transition(current: JobStatus, target: JobStatus) -> bool:
+    return target in ALLOWED_TRANSITIONS.get(current, frozenset())
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One version of one S3 object."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+
+
+@dataclass
+class Job:
+    job_id: str
+    status: JobStatus
+    input_bucket: str
+    input_key: str
+    created_at: str
+    updated_at: str
+    input_version_id: str | None = None
+    input_size: int | None = None
+    provider: str = "kling"
+    model: str | None = None
+    mode: str | None = None
+    prompt: str | None = None
+    keep_audio: bool | None = None
+    provider_task_id: str | None = None
+    callback_token_hash: str | None = None
+    deadline_at: str | None = None
+    submitted_at: str | None = None
+    finished_at: str | None = None
+    output_bucket: str | None = None
+    output_key: str | None = None
+    output_size: int | None = None
+    output_duration_seconds: float | None = None
+    provider_units: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    status_history: list[dict[str, str]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal
+
+    @property
+    def input(self) -> ObjectRef:
+        return ObjectRef(self.input_bucket, self.input_key, self.input_version_id)

@@ -1,0 +1,1 @@
+"""Use cases: what the pipeline does, written against the ports."""

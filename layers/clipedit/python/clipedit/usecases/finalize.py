@@ -1,0 +1,216 @@
+"""Finalize: bring a submitted job to its end, from a provider callback or from the poller.
+
+The callback body is never trusted: it only says "look now". The task is re-fetched from the
+provider, and the job is claimed with a conditional lease before the result is copied, so the
+callback and the poller (or two duplicate callbacks) can never both finalize one job.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+
+from clipedit.domain.errors import ClipeditError
+from clipedit.domain.job import Job, JobStatus
+from clipedit.domain.keys import output_key_for
+from clipedit.ports import (
+    Clock,
+    EditProvider,
+    EventPublisher,
+    JobStore,
+    MediaFetcher,
+    ObjectStore,
+    ProviderTask,
+    TaskState,
+)
+from clipedit.usecases.common import iso, publish_status
+from clipedit.usecases.submit import hash_token
+
+# Longer than the finalize function's timeout, so a live finalize is never overtaken, while a
+# crashed one's claim expires and the next poll can take the job over.
+FINALIZE_LEASE_SECONDS = 360
+
+
+@dataclass(frozen=True)
+class FinalizeSettings:
+    outputs_bucket: str
+    incoming_prefix: str
+    output_prefix: str
+
+
+@dataclass(frozen=True)
+class FinalizeOutcome:
+    job_id: str
+    status: str
+    terminal: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {"job_id": self.job_id, "status": self.status, "terminal": self.terminal}
+
+
+class JobNotFound(ClipeditError):
+    code = "JOB_NOT_FOUND"
+
+
+class CallbackRejected(ClipeditError):
+    """Wrong or missing token, or no such job: the same answer either way."""
+
+    code = "CALLBACK_REJECTED"
+
+
+class TaskMismatch(ClipeditError):
+    """The provider's task does not belong to this job; nothing is changed."""
+
+    code = "TASK_MISMATCH"
+
+
+class FinalizeJob:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        storage: ObjectStore,
+        provider: EditProvider,
+        fetcher: MediaFetcher,
+        events: EventPublisher,
+        clock: Clock,
+        settings: FinalizeSettings,
+    ) -> None:
+        self._jobs = jobs
+        self._storage = storage
+        self._provider = provider
+        self._fetcher = fetcher
+        self._events = events
+        self._clock = clock
+        self._settings = settings
+
+    @property
+    def provider_name(self) -> str:
+        return self._provider.name
+
+    # --- entry points -----------------------------------------------------------------------
+
+    def on_callback(self, job_id: str, token: str | None) -> FinalizeOutcome:
+        job = self._jobs.get(job_id)
+        expected = job.callback_token_hash if job else None
+        presented = hash_token(token or "")
+        # Compare even when the job is missing so timing does not reveal which job ids exist.
+        valid = hmac.compare_digest(presented, expected or hash_token(uuid.uuid4().hex))
+        if job is None or not expected or not token or not valid:
+            raise CallbackRejected("invalid callback token")
+        return self._advance(job)
+
+    def on_poll(self, job_id: str) -> FinalizeOutcome:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        return self._advance(job)
+
+    def expire(self, job_id: str, reason: str) -> FinalizeOutcome:
+        """The poller gave up (finalize kept failing): end the job rather than leave it stuck."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        if job.terminal:
+            return self._outcome(job)
+        return self._end(job, JobStatus.TIMED_OUT, "POLLER_GAVE_UP", reason)
+
+    # --- the state machine of one check -------------------------------------------------------
+
+    def _advance(self, job: Job) -> FinalizeOutcome:
+        if job.terminal or not job.provider_task_id:
+            return self._outcome(job)
+        task = self._provider.get_task(job.provider_task_id)
+        if task.external_id and task.external_id != job.job_id:
+            raise TaskMismatch(
+                f"provider task {task.task_id} belongs to {task.external_id}, not {job.job_id}"
+            )
+        if task.state == TaskState.SUCCEEDED:
+            return self._succeed(job, task)
+        if task.state == TaskState.FAILED:
+            message = task.message or "the provider reported the task as failed without a reason"
+            return self._end(job, JobStatus.FAILED, "PROVIDER_TASK_FAILED", message)
+        if self._past_deadline(job):
+            return self._end(
+                job,
+                JobStatus.TIMED_OUT,
+                "DEADLINE_EXCEEDED",
+                f"the provider did not finish task {job.provider_task_id} before {job.deadline_at}",
+            )
+        if task.state == TaskState.RUNNING and job.status == JobStatus.SUBMITTED:
+            moved = self._jobs.transition(
+                job.job_id, JobStatus.PROCESSING, now=iso(self._clock.now())
+            )
+            if moved is not None:
+                publish_status(self._events, moved, job.status.value)
+                job = moved
+        return self._outcome(job)
+
+    def _succeed(self, job: Job, task: ProviderTask) -> FinalizeOutcome:
+        if not task.video_url:
+            return self._end(
+                job, JobStatus.FAILED, "PROVIDER_NO_OUTPUT", "the provider reported success but no video URL"
+            )
+        owner = uuid.uuid4().hex
+        now = self._clock.now()
+        if not self._jobs.acquire_lease(
+            job.job_id, owner=owner, now=iso(now), until=iso(now + FINALIZE_LEASE_SECONDS)
+        ):
+            # Someone else is finalizing (or just did): report where the job stands.
+            return self._outcome(self._jobs.get(job.job_id) or job)
+        output_key = output_key_for(
+            job.input_key,
+            incoming_prefix=self._settings.incoming_prefix,
+            output_prefix=self._settings.output_prefix,
+        )
+        try:
+            with self._fetcher.open(task.video_url) as chunks:
+                size = self._storage.upload_stream(
+                    self._settings.outputs_bucket,
+                    output_key,
+                    chunks,
+                    content_type="video/mp4",
+                    metadata={"job-id": job.job_id, "provider-task-id": task.task_id},
+                )
+        except BaseException:
+            self._jobs.release_lease(job.job_id, owner=owner)
+            raise
+        updated = self._jobs.transition(
+            job.job_id,
+            JobStatus.SUCCEEDED,
+            now=iso(self._clock.now()),
+            lease_owner=owner,
+            fields={
+                "output_bucket": self._settings.outputs_bucket,
+                "output_key": output_key,
+                "output_size": size,
+                "output_duration_seconds": task.duration_seconds,
+                "provider_units": task.units,
+                "finished_at": iso(self._clock.now()),
+            },
+        )
+        if updated is None:  # pragma: no cover - only if the lease expired mid-copy
+            return self._outcome(self._jobs.get(job.job_id) or job)
+        publish_status(self._events, updated, job.status.value)
+        return self._outcome(updated)
+
+    def _end(self, job: Job, target: JobStatus, code: str, message: str) -> FinalizeOutcome:
+        updated = self._jobs.transition(
+            job.job_id,
+            target,
+            now=iso(self._clock.now()),
+            require_no_lease=True,
+            fields={"error_code": code, "error_message": message, "finished_at": iso(self._clock.now())},
+        )
+        if updated is None:
+            return self._outcome(self._jobs.get(job.job_id) or job)
+        publish_status(self._events, updated, job.status.value)
+        return self._outcome(updated)
+
+    def _past_deadline(self, job: Job) -> bool:
+        return bool(job.deadline_at) and iso(self._clock.now()) > str(job.deadline_at)
+
+    @staticmethod
+    def _outcome(job: Job) -> FinalizeOutcome:
+        return FinalizeOutcome(job.job_id, job.status.value, job.terminal)

@@ -1,0 +1,139 @@
+"""Composition root: builds each use case from settings and AWS/HTTP adapters, lazily and once.
+
+Clients are created on first use, so importing a handler stays cheap (cold start).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+from typing import Any
+
+from clipedit.config import Settings
+from clipedit.domain.errors import ConfigError
+from clipedit.domain.spec import SpecDefaults
+from clipedit.usecases.finalize import FinalizeJob, FinalizeSettings
+from clipedit.usecases.submit import SubmitClip, SubmitSettings
+
+# Kling answers create/query in well under a second; a result download may take longer per chunk.
+API_TIMEOUT = {"connect": 5.0, "read": 20.0, "write": 20.0, "pool": 5.0}
+DOWNLOAD_TIMEOUT = {"connect": 5.0, "read": 60.0, "write": 60.0, "pool": 5.0}
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+
+class Container:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    # --- AWS clients --------------------------------------------------------------------------
+
+    def _client(self, service: str) -> Any:
+        import boto3  # imported here so handler import time stays small
+
+        return boto3.client(service)
+
+    @cached_property
+    def jobs(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.dynamo_jobs import DynamoJobStore
+
+        return DynamoJobStore(self.settings.jobs_table, self._client("dynamodb"))
+
+    @cached_property
+    def storage(self):  # type: ignore[no-untyped-def]
+        from botocore.config import Config
+
+        import boto3
+
+        from clipedit.adapters.s3_storage import S3ObjectStore
+
+        # SigV4 so presigned URLs work in every region.
+        return S3ObjectStore(boto3.client("s3", config=Config(signature_version="s3v4")))
+
+    @cached_property
+    def events(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.aws_workflow import EventBridgePublisher
+
+        return EventBridgePublisher(self._client("events"), self.settings.event_bus_name)
+
+    @cached_property
+    def workflow(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.aws_workflow import StepFunctionsWorkflow
+
+        if not self.settings.state_machine_arn:
+            raise ConfigError("STATE_MACHINE_ARN is required by the submit function")
+        return StepFunctionsWorkflow(self._client("stepfunctions"), self.settings.state_machine_arn)
+
+    # --- provider -----------------------------------------------------------------------------
+
+    def _provider_secret(self) -> dict[str, Any]:
+        from aws_lambda_powertools.utilities import parameters
+
+        # Cached for max_age so a rotated key is picked up without a redeploy; never logged.
+        value = parameters.get_secret(
+            self.settings.provider_secret_id,
+            transform="json",
+            max_age=self.settings.secret_max_age_seconds,
+        )
+        if not isinstance(value, dict):
+            raise ConfigError("the provider secret must be a JSON object")
+        return value
+
+    @cached_property
+    def provider(self):  # type: ignore[no-untyped-def]
+        import httpx
+
+        from clipedit.adapters.kling import KlingCredentials, KlingProvider, KlingTokenSource
+
+        tokens = KlingTokenSource(lambda: KlingCredentials.from_secret(self._provider_secret()))
+        client = httpx.Client(timeout=httpx.Timeout(**API_TIMEOUT))
+        return KlingProvider(self.settings.kling_api_base_url, tokens, client)
+
+    @cached_property
+    def fetcher(self):  # type: ignore[no-untyped-def]
+        import httpx
+
+        from clipedit.adapters.http_fetch import HttpMediaFetcher
+
+        return HttpMediaFetcher(httpx.Client(timeout=httpx.Timeout(**DOWNLOAD_TIMEOUT), follow_redirects=True))
+
+    # --- use cases ----------------------------------------------------------------------------
+
+    @cached_property
+    def submit_clip(self) -> SubmitClip:
+        s = self.settings
+        return SubmitClip(
+            jobs=self.jobs,
+            storage=self.storage,
+            provider=self.provider,
+            workflow=self.workflow,
+            events=self.events,
+            clock=SystemClock(),
+            settings=SubmitSettings(
+                callback_base_url=s.callback_base_url,
+                presign_ttl_seconds=s.presign_ttl_seconds,
+                poll_interval_seconds=s.poll_interval_seconds,
+                job_deadline_seconds=s.job_deadline_seconds,
+                defaults=SpecDefaults(mode=s.default_mode, model=s.default_model),
+            ),
+        )
+
+    @cached_property
+    def finalize_job(self) -> FinalizeJob:
+        s = self.settings
+        return FinalizeJob(
+            jobs=self.jobs,
+            storage=self.storage,
+            provider=self.provider,
+            fetcher=self.fetcher,
+            events=self.events,
+            clock=SystemClock(),
+            settings=FinalizeSettings(
+                outputs_bucket=s.outputs_bucket,
+                incoming_prefix=s.incoming_prefix,
+                output_prefix=s.output_prefix,
+            ),
+        )

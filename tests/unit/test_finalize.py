@@ -1,0 +1,150 @@
+"""Finalize use case: callbacks vs poller, claims, failures and deadlines, on in-memory ports."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from clipedit.domain.job import Job, JobStatus
+from clipedit.ports import TaskState
+from clipedit.usecases.common import iso
+from clipedit.usecases.finalize import CallbackRejected, FinalizeJob, FinalizeSettings
+from clipedit.usecases.submit import hash_token
+from tests.fakes import FakeClock, FakeEvents, FakeFetcher, FakeJobStore, FakeObjectStore, FakeProvider
+
+RESULT_URL = "https://cdn.example/result.mp4"
+
+
+@pytest.fixture
+def world():
+    jobs, storage, provider = FakeJobStore(), FakeObjectStore(), FakeProvider()
+    fetcher, events, clock = FakeFetcher({RESULT_URL: bytes(range(256)) * 40}), FakeEvents(), FakeClock()
+    finalize = FinalizeJob(
+        jobs=jobs, storage=storage, provider=provider, fetcher=fetcher, events=events, clock=clock,
+        settings=FinalizeSettings(outputs_bucket="outputs", incoming_prefix="incoming/", output_prefix="edited/"),
+    )
+    task = provider.submit(
+        __import__("clipedit.ports", fromlist=["EditRequest"]).EditRequest(
+            external_id="j-1", prompt="p", video_url="u", model="o3", mode="pro", keep_audio=True
+        )
+    )
+    now = iso(clock.now())
+    jobs.create(Job(
+        job_id="j-1", status=JobStatus.SUBMITTED, input_bucket="inbox", input_key="incoming/a b/Clip é.MOV",
+        created_at=now, updated_at=now, provider_task_id=task.task_id,
+        callback_token_hash=hash_token("secret-token"), deadline_at=iso(clock.now() + 600),
+    ))
+    return finalize, jobs, storage, provider, fetcher, events, clock, task.task_id
+
+
+def test_success_copies_the_output_and_records_it(world):
+    finalize, jobs, storage, provider, fetcher, events, _, task_id = world
+    provider.set_state(task_id, TaskState.SUCCEEDED, video_url=RESULT_URL, duration_seconds=4.0, units="6")
+    outcome = finalize.on_poll("j-1")
+    assert outcome.terminal and outcome.status == "SUCCEEDED"
+    job = jobs.get("j-1")
+    assert (job.output_bucket, job.output_key) == ("outputs", "edited/a b/Clip é.mp4")
+    assert job.output_size == 256 * 40 and job.output_duration_seconds == 4.0 and job.provider_units == "6"
+    assert storage.objects[("outputs", "edited/a b/Clip é.mp4")]["body"] == bytes(range(256)) * 40
+    assert "finalize_lease_owner" not in job.extra
+    assert events.published[-1][1]["status"] == "SUCCEEDED"
+
+
+def test_failed_task_records_the_providers_message(world):
+    finalize, jobs, _, provider, *_rest, task_id = world
+    provider.set_state(task_id, TaskState.FAILED, message="Failure to pass the risk control system")
+    assert finalize.on_poll("j-1").status == "FAILED"
+    job = jobs.get("j-1")
+    assert job.error_code == "PROVIDER_TASK_FAILED"
+    assert job.error_message == "Failure to pass the risk control system"
+
+
+def test_running_task_moves_job_to_processing_and_stays_open(world):
+    finalize, jobs, _, provider, *_rest, task_id = world
+    provider.set_state(task_id, TaskState.RUNNING)
+    outcome = finalize.on_poll("j-1")
+    assert (outcome.status, outcome.terminal) == ("PROCESSING", False)
+    assert finalize.on_poll("j-1").status == "PROCESSING"
+    assert [h["status"] for h in jobs.get("j-1").status_history] == ["PROCESSING"]
+
+
+def test_deadline_times_the_job_out(world):
+    finalize, jobs, _, provider, _, _, clock, task_id = world
+    provider.set_state(task_id, TaskState.RUNNING)
+    clock.advance(601)
+    outcome = finalize.on_poll("j-1")
+    assert (outcome.status, outcome.terminal) == ("TIMED_OUT", True)
+    assert jobs.get("j-1").error_code == "DEADLINE_EXCEEDED"
+
+
+def test_result_after_the_deadline_still_wins(world):
+    finalize, _, _, provider, _, _, clock, task_id = world
+    provider.set_state(task_id, TaskState.SUCCEEDED, video_url=RESULT_URL)
+    clock.advance(10_000)
+    assert finalize.on_poll("j-1").status == "SUCCEEDED"
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong", "secret-token "])
+def test_callback_with_a_bad_token_changes_nothing(world, token):
+    finalize, jobs, _, provider, *_rest, task_id = world
+    provider.set_state(task_id, TaskState.SUCCEEDED, video_url=RESULT_URL)
+    with pytest.raises(CallbackRejected):
+        finalize.on_callback("j-1", token)
+    assert jobs.get("j-1").status == JobStatus.SUBMITTED and provider.get_calls == 0
+
+
+def test_callback_for_unknown_job_is_rejected_like_a_bad_token(world):
+    finalize, *_ = world
+    with pytest.raises(CallbackRejected, match="invalid callback token"):
+        finalize.on_callback("j-nope", "secret-token")
+
+
+def test_callback_refetches_the_task_instead_of_trusting_the_body(world):
+    finalize, jobs, _, provider, *_rest, task_id = world
+    provider.set_state(task_id, TaskState.RUNNING)  # the body may say "succeed"; the provider says no
+    outcome = finalize.on_callback("j-1", "secret-token")
+    assert outcome.status == "PROCESSING" and provider.get_calls == 1
+
+
+def test_racing_finalizers_copy_once(world):
+    finalize, jobs, storage, provider, fetcher, *_rest, task_id = world
+    provider.set_state(task_id, TaskState.SUCCEEDED, video_url=RESULT_URL)
+    barrier = threading.Barrier(4)
+    results = []
+
+    def run(kind):
+        barrier.wait()
+        results.append(finalize.on_callback("j-1", "secret-token") if kind else finalize.on_poll("j-1"))
+
+    threads = [threading.Thread(target=run, args=(i % 2,)) for i in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert storage.uploads == [("outputs", "edited/a b/Clip é.mp4")]
+    assert jobs.get("j-1").status == JobStatus.SUCCEEDED
+    assert [h["status"] for h in jobs.get("j-1").status_history] == ["SUCCEEDED"]
+
+
+def test_failed_copy_releases_the_claim_so_the_next_poll_retries(world):
+    finalize, jobs, storage, provider, fetcher, *_rest, task_id = world
+    provider.set_state(task_id, TaskState.SUCCEEDED, video_url=RESULT_URL)
+    fetcher.fail_with = ConnectionError("reset mid-copy")
+    with pytest.raises(ConnectionError):
+        finalize.on_poll("j-1")
+    assert jobs.get("j-1").status == JobStatus.SUBMITTED and storage.uploads == []
+    fetcher.fail_with = None
+    assert finalize.on_poll("j-1").status == "SUCCEEDED"
+
+
+def test_terminal_job_is_not_touched_again(world):
+    finalize, jobs, _, provider, *_rest, task_id = world
+    provider.set_state(task_id, TaskState.FAILED, message="nope")
+    finalize.on_poll("j-1")
+    provider.set_state(task_id, TaskState.SUCCEEDED, video_url=RESULT_URL)  # a stale contradiction
+    assert finalize.on_poll("j-1").status == "FAILED"
+
+
+def test_expire_ends_a_stuck_job(world):
+    finalize, jobs, *_ = world
+    assert finalize.expire("j-1", "gave up").status == "TIMED_OUT"
+    assert jobs.get("j-1").error_code == "POLLER_GAVE_UP"
