@@ -1,0 +1,379 @@
+"""Media helpers for the local stack: sample clips, a visible "edit", and probing.
+
+Dev/local-only code (PyAV + numpy); it is never packaged into a Lambda. The Kling emulator uses
+`grade_video` to produce a real, obviously-edited output video, and the demo uses `make_sample_clip`
+to have something to upload.
+
+All functions raise `MediaError` for inputs that are not decodable video, so callers can map
+"bad bytes" to a clean failure instead of catching FFmpeg internals.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, Any
+
+import av
+import av.error
+import numpy as np
+from av.audio.resampler import AudioResampler
+from av.audio.stream import AudioStream
+from av.container import InputContainer, OutputContainer
+from av.video.stream import VideoStream
+
+__all__ = ["MediaError", "OUTPUT_FPS", "LOOKS", "make_sample_clip", "grade_video", "probe"]
+
+# Kling renders edits at 24 fps whatever the input rate (provider-apis.md 1.10).
+OUTPUT_FPS = 24
+
+Source = str | os.PathLike[str] | IO[bytes]
+Destination = str | os.PathLike[str] | IO[bytes]
+
+# Fast settings: these clips are throwaway artefacts on a 2-core dev box, not deliverables.
+_X264_OPTIONS = {"preset": "ultrafast", "crf": "23"}
+_AUDIO_RATE = 48_000
+
+
+class MediaError(Exception):
+    """The input is not a decodable video (or could not be written)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Colour grades: per-channel 256-entry lookup tables, so grading a frame is one vectorised
+# gather per channel instead of float maths over every pixel.
+
+
+def _channel_lut(gain: float, offset: float, contrast: float) -> np.ndarray:
+    x = np.arange(256, dtype=np.float32) / 255.0
+    y = (x * gain + offset - 0.5) * contrast + 0.5
+    return (np.clip(y, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _look(r: tuple[float, float], g: tuple[float, float], b: tuple[float, float], contrast: float) -> np.ndarray:
+    return np.stack([_channel_lut(gain, offset, contrast) for gain, offset in (r, g, b)])
+
+
+LOOKS: dict[str, np.ndarray] = {
+    # Warm: push red up, pull blue down, lift contrast a little.
+    "warm": _look(r=(1.15, 0.06), g=(1.0, 0.01), b=(0.78, -0.02), contrast=1.15),
+    # Cool: the mirror image, handy to tell two edits apart by eye.
+    "cool": _look(r=(0.80, -0.02), g=(1.0, 0.0), b=(1.15, 0.06), contrast=1.10),
+}
+
+
+def _apply_look(rgb: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    out = np.empty_like(rgb)
+    for c in range(3):
+        np.take(lut[c], rgb[..., c], out=out[..., c])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample clip
+
+
+def make_sample_clip(
+    path: str | os.PathLike[str],
+    *,
+    seconds: float = 4.0,
+    width: int = 1280,
+    height: int = 720,
+    fps: int = 24,
+    with_audio: bool = True,
+    seed: int = 0,
+) -> None:
+    """Write a deterministic test clip: H.264 yuv420p video with motion, plus an AAC stereo tone.
+
+    The container follows the suffix (`.mp4` or `.mov`). Width and height must be even because
+    yuv420p subsamples chroma by two.
+    """
+    if seconds <= 0 or fps <= 0:
+        raise ValueError("seconds and fps must be positive")
+    if width < 2 or height < 2 or width % 2 or height % 2:
+        raise ValueError(f"width and height must be even and >= 2, got {width}x{height}")
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".mp4", ".mov"):
+        raise ValueError(f"unsupported clip suffix {suffix!r}; use .mp4 or .mov")
+
+    rng = np.random.default_rng(seed)
+    n_frames = max(1, round(seconds * fps))
+    # Seeded scene parameters: where the colours start, how the box moves, the tone's pitch.
+    phase = rng.uniform(0, 2 * np.pi, size=3).astype(np.float32)
+    box = max(8, min(width, height) // 4)
+    box_speed = rng.uniform(0.6, 1.4)  # screen widths per second (bounces)
+    tone_hz = float(rng.choice([330.0, 440.0, 550.0]))
+
+    # Precompute the coordinate grids once; each frame is then a few vectorised ops.
+    xs = np.linspace(0, 2 * np.pi, width, dtype=np.float32)[None, :]
+    ys = np.linspace(0, np.pi, height, dtype=np.float32)[:, None]
+
+    with av.open(str(path), "w", format="mov" if suffix == ".mov" else "mp4") as out:
+        vstream = out.add_stream("libx264", rate=fps, options=dict(_X264_OPTIONS))
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+        astream = out.add_stream("aac", rate=_AUDIO_RATE, layout="stereo") if with_audio else None
+
+        n_samples = int(round(n_frames / fps * _AUDIO_RATE))
+        samples_done = 0
+        for i in range(n_frames):
+            t = i / fps
+            # A slowly scrolling mid-tone gradient (so a grade can move it either way) ...
+            shift = np.float32(2.0 * t)
+            chans = [
+                128 + 60 * np.sin(xs + shift + phase[0]) * np.cos(ys * 0.5),
+                128 + 60 * np.sin(ys + shift * 0.7 + phase[1]),
+                128 + 60 * np.cos(xs * 0.5 - shift + phase[2]) * np.sin(ys + 0.3),
+            ]
+            rgb = np.stack(np.broadcast_arrays(*chans), axis=-1).astype(np.uint8)
+            # ... plus a bright box bouncing left-right, so motion is obvious.
+            travel = max(1, width - box)
+            pos = int(abs(((t * box_speed * width) % (2 * travel)) - travel))
+            top = (height - box) // 2
+            rgb[top : top + box, pos : pos + box] = (235, 235, 235)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            out.mux(vstream.encode(frame))
+            if astream is not None:
+                # Interleave: write the tone up to the end of this video frame.
+                until = min(n_samples, int(round((i + 1) / fps * _AUDIO_RATE)))
+                samples_done = _write_tone(out, astream, samples_done, until, tone_hz)
+        out.mux(vstream.encode(None))
+        if astream is not None:
+            out.mux(astream.encode(None))
+
+
+def _write_tone(out: OutputContainer, stream: AudioStream, start: int, until: int, tone_hz: float) -> int:
+    """Encode a stereo tone (a fifth apart left/right) for samples [start, until); returns `until`."""
+    if until <= start:
+        return start
+    tt = np.arange(start, until, dtype=np.float64) / _AUDIO_RATE
+    samples = np.stack([0.2 * np.sin(2 * np.pi * tone_hz * tt), 0.2 * np.sin(2 * np.pi * tone_hz * 1.5 * tt)])
+    frame = av.AudioFrame.from_ndarray(samples.astype(np.float32), format="fltp", layout="stereo")
+    frame.sample_rate = _AUDIO_RATE
+    frame.pts = start
+    frame.time_base = Fraction(1, _AUDIO_RATE)
+    out.mux(stream.encode(frame))
+    return until
+
+
+# ---------------------------------------------------------------------------------------------
+# Grading (the emulator's stand-in for Kling's edit)
+
+
+def _open_input(src: Source) -> InputContainer:
+    try:
+        source: Any = os.fspath(src) if isinstance(src, (str, os.PathLike)) else src
+        return av.open(source, "r")
+    except (av.error.FFmpegError, OSError, ValueError) as exc:  # missing file, garbage bytes, ...
+        raise MediaError(f"cannot open input as media: {exc}") from exc
+
+
+def _video_stream(container: InputContainer) -> VideoStream:
+    if not container.streams.video:
+        raise MediaError("input has no video stream")
+    return container.streams.video[0]
+
+
+def _frame_interval(stream: VideoStream) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return 1.0 / float(rate) if rate else 1.0 / OUTPUT_FPS
+
+
+def grade_video(src: Source, dst: Destination, *, keep_audio: bool, look: str = "warm") -> dict[str, Any]:
+    """Re-encode `src` with a visible colour grade, as Kling would return an edited clip.
+
+    Output: H.264 mp4 at 24 fps, same resolution (cropped to even), same duration as the input
+    (frames are re-timed by sample-and-hold, so 30 fps in gives 24 fps out at equal length). When
+    `keep_audio` is true and the source has audio it is transcoded to AAC; otherwise the output has
+    no audio stream. Returns facts about what was written.
+    """
+    lut = LOOKS.get(look)
+    if lut is None:
+        raise ValueError(f"unknown look {look!r}; choose one of {sorted(LOOKS)}")
+
+    inp = _open_input(src)
+    dst_path = os.fspath(dst) if isinstance(dst, (str, os.PathLike)) else None
+    try:
+        with inp:
+            vin = _video_stream(inp)
+            ain: AudioStream | None = inp.streams.audio[0] if inp.streams.audio else None
+            width = vin.codec_context.width - vin.codec_context.width % 2
+            height = vin.codec_context.height - vin.codec_context.height % 2
+            if width < 2 or height < 2:
+                raise MediaError(f"video stream has unusable size {vin.codec_context.width}x{vin.codec_context.height}")
+            carry_audio = keep_audio and ain is not None
+
+            with av.open(dst_path if dst_path is not None else dst, "w", format="mp4") as out:
+                vout = out.add_stream("libx264", rate=OUTPUT_FPS, options=dict(_X264_OPTIONS))
+                vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
+                writer = _GradedVideoWriter(out, vout, lut, width, height)
+                audio = _AudioCopier(out, ain) if carry_audio and ain is not None else None
+
+                interval = _frame_interval(vin)
+                t0: float | None = None
+                last_t = 0.0
+                demux_streams = [vin] + ([ain] if audio is not None and ain is not None else [])
+                for frame in _decode(inp, demux_streams):
+                    if isinstance(frame, av.VideoFrame):
+                        t = frame.time if frame.time is not None else (last_t + interval if t0 is not None else 0.0)
+                        if t0 is None:
+                            t0 = t
+                        last_t = t
+                        writer.push(frame, t - t0)
+                    elif audio is not None:
+                        audio.push(frame)
+
+                if t0 is None:
+                    raise MediaError("input video stream has no decodable frames")
+                duration = (last_t - t0) + interval
+                frames = writer.finish(duration)
+                if audio is not None:
+                    audio.finish()
+    except MediaError:
+        _remove_quietly(dst_path)
+        raise
+    except av.error.FFmpegError as exc:
+        _remove_quietly(dst_path)
+        raise MediaError(f"cannot decode/encode video: {exc}") from exc
+
+    return {
+        "duration_seconds": round(frames / OUTPUT_FPS, 3),
+        "frames": frames,
+        "width": width,
+        "height": height,
+        "has_audio": audio is not None,
+    }
+
+
+def _decode(inp: InputContainer, streams: list[Any]) -> Iterator[av.VideoFrame | av.AudioFrame]:
+    for packet in inp.demux(*streams):
+        yield from packet.decode()
+
+
+class _GradedVideoWriter:
+    """Grades frames and re-times them onto a 24 fps grid (hold the latest frame per output slot)."""
+
+    def __init__(self, out: OutputContainer, stream: VideoStream, lut: np.ndarray, width: int, height: int) -> None:
+        self._out, self._stream, self._lut = out, stream, lut
+        self._width, self._height = width, height
+        self._held: av.VideoFrame | None = None
+        self._held_graded: av.VideoFrame | None = None  # graded once, reused when a frame is held
+        self._held_t = 0.0
+        self.written = 0
+
+    def push(self, frame: av.VideoFrame, t: float) -> None:
+        # Every output slot that starts before this frame shows the previously held frame.
+        if self._held is not None:
+            self._emit_until(t)
+        self._held, self._held_graded, self._held_t = frame, None, t
+
+    def finish(self, duration: float) -> int:
+        total = max(1, round(duration * OUTPUT_FPS))
+        while self.written < total:
+            self._emit()
+        self._out.mux(self._stream.encode(None))
+        return self.written
+
+    def _emit_until(self, t: float) -> None:
+        while self.written / OUTPUT_FPS < t - 1e-6:
+            self._emit()
+
+    def _emit(self) -> None:
+        assert self._held is not None
+        if self._held_graded is None:
+            rgb = self._held.to_ndarray(format="rgb24")[: self._height, : self._width]
+            graded = _apply_look(rgb, self._lut)
+            self._held_graded = av.VideoFrame.from_ndarray(graded, format="rgb24").reformat(format="yuv420p")
+        frame = self._held_graded
+        frame.pts = self.written
+        frame.time_base = Fraction(1, OUTPUT_FPS)
+        self._out.mux(self._stream.encode(frame))
+        self.written += 1
+
+
+class _AudioCopier:
+    """Transcodes the source audio to AAC (mono stays mono, anything else becomes stereo)."""
+
+    def __init__(self, out: OutputContainer, src: AudioStream) -> None:
+        ctx = src.codec_context
+        self._rate = ctx.sample_rate if ctx.sample_rate in _AAC_RATES else _AUDIO_RATE
+        layout = "mono" if ctx.channels == 1 else "stereo"
+        self._out = out
+        self._stream = out.add_stream("aac", rate=self._rate, layout=layout)
+        self._resampler = AudioResampler(format="fltp", layout=layout, rate=self._rate)
+        self._samples = 0
+
+    def push(self, frame: av.AudioFrame) -> None:
+        self._encode(self._resampler.resample(frame))
+
+    def finish(self) -> None:
+        self._encode(self._resampler.resample(None))
+        self._out.mux(self._stream.encode(None))
+
+    def _encode(self, frames: list[av.AudioFrame]) -> None:
+        for f in frames:
+            # Re-stamp contiguously: the output starts at 0 like the video does.
+            f.pts = self._samples
+            f.time_base = Fraction(1, self._rate)
+            self._samples += f.samples
+            self._out.mux(self._stream.encode(f))
+
+
+_AAC_RATES = {8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000}
+
+
+def _remove_quietly(path: str | None) -> None:
+    if path:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Probing
+
+
+def probe(path: Source) -> dict[str, Any]:
+    """Describe a video: size, duration, fps, audio, codec, container and the middle frame's mean RGB."""
+    inp = _open_input(path)
+    try:
+        with inp:
+            vs = _video_stream(inp)
+            duration = _stream_duration(vs) or (inp.duration / av.time_base if inp.duration else None)
+            start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+            fps = vs.average_rate or vs.guessed_rate
+            info: dict[str, Any] = {
+                "width": vs.codec_context.width,
+                "height": vs.codec_context.height,
+                "duration_seconds": round(duration, 3) if duration else 0.0,
+                "fps": round(float(fps), 3) if fps else 0.0,
+                "has_audio": bool(inp.streams.audio),
+                "video_codec": vs.codec_context.name,
+                "container": inp.format.name,
+            }
+            target = start + (duration or 0.0) / 2
+            middle = None
+            for frame in inp.decode(vs):
+                middle = frame
+                if frame.time is not None and frame.time >= target:
+                    break
+            if middle is None:
+                raise MediaError("video stream has no decodable frames")
+            rgb = middle.to_ndarray(format="rgb24")
+            info["mean_rgb"] = [round(float(v), 2) for v in rgb.reshape(-1, 3).mean(axis=0)]
+            if not duration:
+                info["duration_seconds"] = 0.0
+            return info
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot decode video: {exc}") from exc
+
+
+def _stream_duration(stream: VideoStream) -> float | None:
+    if stream.duration is not None and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+        return seconds if math.isfinite(seconds) and seconds > 0 else None
+    return None
