@@ -1,0 +1,378 @@
+"""Offline checks of template.yaml and the poller state machine.
+
+What runs here, and why each check exists:
+- cfn-lint and `sam validate --lint`: the template is valid SAM/CloudFormation;
+- statelint plus our own transition check on the *rendered* ASL: cfn-lint never reads a
+  DefinitionUri file, so without this a dangling Next would only show up at deploy time;
+- aws-sam-translator, run in-process: the CloudFormation that SAM generates (roles, event source
+  mapping, stage) has the properties the design relies on: least privilege, partial batch
+  failures, capped concurrency, private and encrypted buckets.
+No network and no AWS account are needed (see /work/shared/reference/aws-offline.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from local.template import ROOT, function_spec, load_template, parameter_defaults, render_state_machine
+
+TEMPLATE = ROOT / "template.yaml"
+BIN = Path(sys.executable).parent
+
+DUMMY_SUBSTITUTIONS = {
+    "FinalizeFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:clipedit-FinalizeFunction-EXAMPLE",
+    "ExecutionTimeoutSeconds": "7200",
+}
+
+OFFLINE_ENV = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "SAM_CLI_TELEMETRY": "0",
+}
+
+
+def _tool(name: str) -> str:
+    """The CLI installed next to the running interpreter (the project venv), else on PATH."""
+    candidate = BIN / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    assert found, f"{name} is not installed; run `make venv`"
+    return found
+
+
+def _run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "AWS_PROFILE"} | OFFLINE_ENV
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+# ---------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def definition(template: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(render_state_machine(template, DUMMY_SUBSTITUTIONS))
+
+
+@pytest.fixture(scope="module")
+def cfn(template: dict[str, Any]) -> dict[str, Any]:
+    """The template after the SAM transform, done offline by aws-sam-translator."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    from samtranslator.translator.transform import transform
+
+    sam = copy.deepcopy(template)
+    # The translator only accepts S3 locations; `sam build`/`sam package` do this rewrite for real.
+    for resource in sam["Resources"].values():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "DefinitionUri", "ContentUri"):
+            if isinstance(properties.get(key), str):
+                properties[key] = f"s3://clipedit-artifacts-example/{properties[key]}"
+
+    class StubManagedPolicyLoader:
+        """Policies by AWS-managed name would need IAM; the template uses none, so nothing to map."""
+
+        def load(self) -> dict[str, str]:
+            return {}
+
+    return transform(sam, {}, StubManagedPolicyLoader())
+
+
+def _resources_of_type(cfn: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in cfn["Resources"].items() if v["Type"] == resource_type}
+
+
+def _statements(cfn: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every inline IAM statement: roles, managed policies, bucket and queue policies."""
+    for logical_id, resource in cfn["Resources"].items():
+        properties = resource.get("Properties", {})
+        documents = [p["PolicyDocument"] for p in properties.get("Policies", [])]
+        for key in ("PolicyDocument", "AssumeRolePolicyDocument"):
+            if key in properties:
+                documents.append(properties[key])
+        for document in documents:
+            statements = document.get("Statement", [])
+            for statement in statements if isinstance(statements, list) else [statements]:
+                yield logical_id, statement
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _role_actions(cfn: dict[str, Any], role_id: str) -> set[str]:
+    """Actions a role's inline policies allow (its trust policy is not a permission)."""
+    return {
+        action
+        for policy in cfn["Resources"][role_id]["Properties"].get("Policies", [])
+        for statement in _as_list(policy["PolicyDocument"]["Statement"])
+        if statement.get("Effect") == "Allow"
+        for action in _as_list(statement.get("Action", []))
+    }
+
+
+# ---------------------------------------------------------------------------- linters
+
+
+def test_cfn_lint_passes() -> None:
+    result = _run([_tool("cfn-lint"), str(TEMPLATE)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_passes() -> None:
+    result = _run([_tool("sam"), "validate", "--lint", "--template-file", str(TEMPLATE)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------- state machine
+
+
+def _transitions(states: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for name, state in states.items():
+        targets = [state.get("Next"), state.get("Default")]
+        targets += [choice.get("Next") for choice in state.get("Choices", [])]
+        targets += [catcher.get("Next") for catcher in state.get("Catch", [])]
+        for target in targets:
+            if target is not None:
+                yield name, target
+
+
+def test_rendered_state_machine_passes_statelint(definition: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "poller.json"
+    path.write_text(json.dumps(definition))
+    result = _run([_tool("statelint"), str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_statelint_catches_a_broken_definition(definition: dict[str, Any], tmp_path: Path) -> None:
+    # Proves the check above can fail: a dangling transition and an integer BackoffRate.
+    broken = copy.deepcopy(definition)
+    broken["States"]["IsTerminal"]["Default"] = "NoSuchState"
+    broken["States"]["CheckJob"]["Retry"][0]["BackoffRate"] = 2
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    result = _run([_tool("statelint"), str(path)])
+    assert result.returncode != 0
+    assert "NoSuchState" in result.stdout + result.stderr
+
+
+def test_every_transition_targets_an_existing_state(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    assert definition["StartAt"] in states
+    dangling = [(src, dst) for src, dst in _transitions(states) if dst not in states]
+    assert not dangling, f"transitions to missing states: {dangling}"
+    reachable, todo = set(), [definition["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name not in reachable:
+            reachable.add(name)
+            todo += [dst for src, dst in _transitions(states) if src == name]
+    assert reachable == set(states), f"unreachable states: {set(states) - reachable}"
+
+
+def test_poller_loop_shape(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    assert definition["StartAt"] == "WaitForProvider"
+    assert states["WaitForProvider"]["SecondsPath"] == "$.poll_interval_seconds"
+    check = states["CheckJob"]
+    assert check["Parameters"]["FunctionName"] == DUMMY_SUBSTITUTIONS["FinalizeFunctionArn"]
+    assert check["Parameters"]["Payload"] == {"job_id.$": "$.job_id", "source": "poller"}
+    assert check["ResultPath"] == "$.check"
+    assert check["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExpireJob"}]
+    assert states["ExpireJob"]["Parameters"]["Payload"]["action"] == "expire"
+    assert states["ExpireJob"]["Next"] == "PollerFailed"
+    assert states["PollerFailed"]["Type"] == "Fail"
+    choice = states["IsTerminal"]
+    assert choice["Choices"][0] == {"Variable": "$.check.terminal", "BooleanEquals": True, "Next": "Done"}
+    assert choice["Default"] == "WaitForProvider"
+
+
+def test_execution_timeout_is_a_number_beyond_the_job_deadline(
+    template: dict[str, Any], definition: dict[str, Any]
+) -> None:
+    # The placeholder is unquoted in the ASL file, so CloudFormation's textual substitution
+    # yields a JSON number (a quoted one would be a string and rejected by Step Functions).
+    assert definition["TimeoutSeconds"] == 7200
+    defaults = parameter_defaults(template)
+    deadline, interval = int(defaults["JobDeadlineSeconds"]), int(defaults["PollIntervalSeconds"])
+    assert int(defaults["ExecutionTimeoutSeconds"]) > deadline + interval
+    substitutions = template["Resources"]["PollerStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert substitutions["ExecutionTimeoutSeconds"] == {"Ref": "ExecutionTimeoutSeconds"}
+
+
+# ---------------------------------------------------------------------------- template facts
+
+
+def test_intake_visibility_timeout_covers_six_submit_timeouts(template: dict[str, Any]) -> None:
+    visibility = template["Resources"]["IntakeQueue"]["Properties"]["VisibilityTimeout"]
+    assert visibility >= 6 * function_spec(template, "SubmitFunction")["timeout"]
+
+
+def test_finalize_does_not_reference_the_state_machine(template: dict[str, Any]) -> None:
+    # The state machine references FinalizeFunction; the reverse would be a circular dependency.
+    assert "PollerStateMachine" not in json.dumps(template["Resources"]["FinalizeFunction"])
+    assert "PollerStateMachine" not in json.dumps(template["Globals"])
+
+
+def _layer_dir(template: dict[str, Any]) -> Path:
+    return ROOT / template["Resources"]["SharedLayer"]["Properties"]["ContentUri"]
+
+
+def test_layer_ships_the_package_at_the_top_of_the_python_path(template: dict[str, Any]) -> None:
+    # `sam build` copies ContentUri's contents into the layer's python/ (= /opt/python), so the
+    # package must sit directly in ContentUri: the same folder the tests put on PYTHONPATH.
+    assert _layer_dir(template) == ROOT / "layers" / "clipedit" / "python"
+    assert (_layer_dir(template) / "clipedit").is_dir()
+    assert template["Resources"]["SharedLayer"]["Metadata"]["BuildMethod"] == "python3.12"
+
+
+@pytest.mark.xfail(
+    not (ROOT / "layers/clipedit/python/requirements.txt").exists(),
+    reason="layers/clipedit/requirements.txt must move to layers/clipedit/python/requirements.txt "
+    "(next to the package, inside the layer's ContentUri) for `sam build` to install the layer's "
+    "dependencies; requirements-dev.in's -r line follows it",
+)
+def test_layer_requirements_are_inside_content_uri(template: dict[str, Any]) -> None:
+    assert (_layer_dir(template) / "requirements.txt").is_file()
+
+
+# ---------------------------------------------------------------------------- transformed template
+
+
+def test_sqs_event_source_reports_partial_failures_and_caps_concurrency(cfn: dict[str, Any]) -> None:
+    (mapping,) = _resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+    properties = mapping["Properties"]
+    assert properties["FunctionName"] == {"Ref": "SubmitFunction"}
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "SubmitMaxConcurrency"}
+    assert properties["BatchSize"] == 10
+
+
+def test_inbox_notifies_the_intake_queue_for_every_created_object(cfn: dict[str, Any]) -> None:
+    inbox = cfn["Resources"]["InboxBucket"]
+    (queue_config,) = inbox["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert queue_config["Event"] == "s3:ObjectCreated:*"
+    assert queue_config["Queue"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
+    rules = queue_config["Filter"]["S3Key"]["Rules"]
+    assert rules == [{"Name": "prefix", "Value": {"Ref": "IncomingPrefix"}}]
+    assert "IntakeQueuePolicy" in _as_list(inbox.get("DependsOn", []))
+
+
+def test_queue_policy_trusts_only_the_inbox_bucket(cfn: dict[str, Any], template: dict[str, Any]) -> None:
+    (statement,) = cfn["Resources"]["IntakeQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    source_arn = json.dumps(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+    assert "clipedit-inbox-" in source_arn and "AWS::StackId" in source_arn
+    # The bucket name is built the same way (no Ref to the bucket, which would be circular).
+    bucket_name = json.dumps(template["Resources"]["InboxBucket"]["Properties"]["BucketName"])
+    assert "clipedit-inbox" in bucket_name and "AWS::StackId" in bucket_name
+
+
+def test_no_iam_statement_grants_wildcard_actions(cfn: dict[str, Any]) -> None:
+    offenders = []
+    for logical_id, statement in _statements(cfn):
+        if statement.get("Effect") != "Allow":
+            continue  # the TLS-only bucket policies deny s3:*, which is the point
+        for action in _as_list(statement.get("Action", [])):
+            if action == "*" or (isinstance(action, str) and action.endswith(":*")):
+                offenders.append((logical_id, action))
+    assert not offenders, f"wildcard actions: {offenders}"
+
+
+def test_buckets_are_private_encrypted_versioned_and_tls_only(cfn: dict[str, Any]) -> None:
+    buckets = _resources_of_type(cfn, "AWS::S3::Bucket")
+    assert set(buckets) == {"InboxBucket", "OutputsBucket"}
+    policies = _resources_of_type(cfn, "AWS::S3::BucketPolicy")
+    for logical_id, bucket in buckets.items():
+        properties = bucket["Properties"]
+        assert properties["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, logical_id
+        (rule,) = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+        assert properties["VersioningConfiguration"]["Status"] == "Enabled"
+        lifecycle = properties["LifecycleConfiguration"]["Rules"]
+        assert any("AbortIncompleteMultipartUpload" in r for r in lifecycle), logical_id
+        tls_denies = [
+            statement
+            for policy in policies.values()
+            if policy["Properties"]["Bucket"] == {"Ref": logical_id}
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            if statement["Effect"] == "Deny"
+            and statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        ]
+        assert tls_denies, f"{logical_id} has no TLS-only bucket policy"
+
+
+def test_function_roles_are_least_privilege(cfn: dict[str, Any]) -> None:
+    submit = _role_actions(cfn, "SubmitFunctionRole")
+    finalize = _role_actions(cfn, "FinalizeFunctionRole")
+    assert "states:StartExecution" in submit
+    assert "states:StartExecution" not in finalize
+    assert not {a for a in finalize if a.startswith("states:")}
+    assert {"s3:PutObject", "s3:AbortMultipartUpload"} <= finalize
+    assert not {a for a in submit if a.startswith("s3:Put") or a.startswith("s3:Delete")}
+    assert not {a for a in submit | finalize if a.startswith("dynamodb:") and a.endswith(("Scan", "DeleteItem"))}
+    machine = _role_actions(cfn, "PollerStateMachineRole")
+    assert machine == {"lambda:InvokeFunction"}
+
+
+def test_submit_environment_has_state_machine_and_callback_url(cfn: dict[str, Any]) -> None:
+    variables = cfn["Resources"]["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["STATE_MACHINE_ARN"] == {"Ref": "PollerStateMachine"}
+    assert "${CallbackApi}" in variables["CALLBACK_BASE_URL"]["Fn::Sub"]
+    assert variables["JOBS_TABLE"] == {"Ref": "JobsTable"}
+    finalize = cfn["Resources"]["FinalizeFunction"]["Properties"]["Environment"]["Variables"]
+    assert "STATE_MACHINE_ARN" not in finalize and "CALLBACK_BASE_URL" not in finalize
+
+
+def test_functions_share_the_globals(cfn: dict[str, Any]) -> None:
+    expected = {
+        "JOBS_TABLE", "INBOX_BUCKET", "OUTPUTS_BUCKET", "INCOMING_PREFIX", "OUTPUT_PREFIX",
+        "EVENT_BUS_NAME", "PROVIDER_SECRET_ID", "KLING_API_BASE_URL", "DEFAULT_MODEL", "DEFAULT_MODE",
+        "POLL_INTERVAL_SECONDS", "JOB_DEADLINE_SECONDS", "PRESIGN_TTL_SECONDS",
+        "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE",
+    }  # fmt: skip
+    for function_id in ("SubmitFunction", "FinalizeFunction"):
+        properties = cfn["Resources"][function_id]["Properties"]
+        assert expected <= set(properties["Environment"]["Variables"]), function_id
+        assert properties["Runtime"] == "python3.12"
+        assert properties["Architectures"] == ["arm64"]
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert len(properties["Layers"]) == 1
+
+
+def test_callback_route_and_throttling(cfn: dict[str, Any]) -> None:
+    api = cfn["Resources"]["CallbackApi"]["Properties"]["Body"]
+    assert "post" in api["paths"]["/callbacks/{provider}/{job_id}"]
+    (stage,) = _resources_of_type(cfn, "AWS::ApiGatewayV2::Stage").values()
+    throttling = stage["Properties"]["DefaultRouteSettings"]
+    assert throttling["ThrottlingBurstLimit"] > 0 and throttling["ThrottlingRateLimit"] > 0
+
+
+def test_outputs_are_complete(template: dict[str, Any]) -> None:
+    assert set(template["Outputs"]) >= {
+        "InboxBucketName", "OutputsBucketName", "JobsTableName", "StateMachineArn", "CallbackApiUrl",
+        "ProviderSecretArn", "IntakeQueueUrl", "DeadLetterQueueUrl", "EventBusName",
+        "SubmitFunctionName", "FinalizeFunctionName",
+    }  # fmt: skip
