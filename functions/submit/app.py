@@ -18,7 +18,6 @@ from clipedit.wiring import Container
 
 logger = Logger()
 container = Container(Settings.from_env())  # validated at cold start
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -34,6 +33,9 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # A processor per invocation: it holds per-batch state, and the local stack runs several
+    # invocations in one process at once (in Lambda the cost is nil).
+    processor = BatchProcessor(event_type=EventType.SQS)
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 from urllib.parse import quote
 
@@ -95,6 +95,10 @@ class SubmitClip:
     def __call__(self, upload: UploadedObject) -> SubmitOutcome:
         if not is_video_key(upload.key):
             return SubmitOutcome(None, "IGNORED", "not an .mp4/.mov key")
+        if upload.version_id is None and upload.sequencer is None:
+            # An event without a version or sequencer (some S3-compatible stores): ask S3 for the
+            # version instead of naming the job after the ETag alone.
+            upload = replace(upload, version_id=self._storage.head(ObjectRef(upload.bucket, upload.key)).version_id)
         job_id = job_id_for(upload.bucket, upload.key, upload.version)
         job = self._receive(job_id, upload)
         if job.status == JobStatus.RECEIVED:

@@ -1,0 +1,371 @@
+"""The embedded local stack: the whole pipeline on one machine, no AWS account, no provider key.
+
+- moto in server mode holds the resources named in template.yaml (buckets with the S3->SQS
+  notification, queues with the DLQ redrive, the jobs table with its indexes, the event bus, the
+  secret, the two functions and the real state machine definition, executed);
+- the real handlers run in this process (see ``local.runtime``);
+- ``local.sqs_dispatch`` plays Lambda's SQS event source mapping, ``local.gateway`` plays the HTTP
+  API for provider callbacks;
+- ``local.kling_emulator`` plays Kling's API and renders a real edited video.
+
+Start it with ``make local`` (or ``python -m local.stack``); it writes ``.clipedit/local.json`` so
+any boto3 client (fake credentials) can upload clips and read results.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.template import ROOT, load_template, parameter_defaults, render_state_machine
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+LOCAL_ACCESS_KEY = "local-access-key-0123456789abcdef"
+LOCAL_SECRET_KEY = "local-secret-key-0123456789abcdef0123"
+
+
+def _env_float(name: str, default: float, environ: dict[str, str]) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass
+class LocalOptions:
+    state_dir: Path = ROOT / ".clipedit"
+    name: str = "local"
+    poll_interval_seconds: int = 2
+    job_deadline_seconds: int = 600
+    visibility_timeout_seconds: int = 5
+    submit_max_concurrency: int | None = None
+    emulator_overrides: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "LocalOptions":
+        env = dict(os.environ if environ is None else environ)
+        options = cls(
+            poll_interval_seconds=int(_env_float("CLIPEDIT_POLL_INTERVAL_SECONDS", 2, env)),
+            job_deadline_seconds=int(_env_float("CLIPEDIT_JOB_DEADLINE_SECONDS", 600, env)),
+            visibility_timeout_seconds=int(_env_float("CLIPEDIT_LOCAL_VISIBILITY_TIMEOUT_SECONDS", 5, env)),
+        )
+        for key, value in overrides.items():
+            setattr(options, key, value)
+        return options
+
+
+def _resolve(value: Any, refs: dict[str, str], attrs: dict[tuple[str, str], str]) -> str:
+    """Just enough of CloudFormation's intrinsics for the template's environment values."""
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if "Ref" in value:
+        return refs[value["Ref"]]
+    if "Fn::GetAtt" in value:
+        resource, attribute = value["Fn::GetAtt"]
+        return attrs[(resource, attribute)]
+    if "Fn::Sub" in value:
+        text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return _resolve(variables[name], refs, attrs)
+            if "." in name:
+                resource, attribute = name.split(".", 1)
+                return attrs[(resource, attribute)]
+            return refs[name]
+
+        return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_resolve(p, refs, attrs) for p in parts)
+    raise ValueError(f"cannot resolve {value!r} locally")
+
+
+class LocalStack:
+    def __init__(self, options: LocalOptions | None = None) -> None:
+        self.options = options or LocalOptions.from_env()
+        self.template = load_template()
+        self.info: dict[str, Any] = {}
+        self._stoppers: list[Any] = []
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        self._start_moto()
+        self._start_emulator()
+        self._start_runtime()
+        self._create_resources()
+        self._start_dispatcher()
+        self._write_info()
+        return self.info
+
+    def stop(self) -> None:
+        while self._stoppers:
+            stopper = self._stoppers.pop()
+            try:
+                stopper()
+            except Exception:  # keep stopping the rest
+                pass
+        info_file = self.options.state_dir / "local.json"
+        if info_file.exists() and json.loads(info_file.read_text()).get("pid") == os.getpid():
+            info_file.unlink()
+
+    def __enter__(self) -> "LocalStack":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=REGION, endpoint_url=self.info["endpoint_url"])
+
+    # --- pieces ---------------------------------------------------------------------------------
+
+    def _start_moto(self) -> None:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise here
+
+        # Fake credentials and region before any boto3 client exists; every client in this process
+        # (the handlers' included) talks to moto through AWS_ENDPOINT_URL.
+        os.environ.update({
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        })
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        self._stoppers.append(server.stop)
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        os.environ["MOTO_PORT"] = str(port)  # moto's Step Functions calls Lambda through this port
+        import httpx
+
+        httpx.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}).raise_for_status()
+        self.info.update(endpoint_url=endpoint, region=REGION)
+
+    def _start_emulator(self) -> None:
+        from local.kling_emulator import EmulatorSettings, KlingEmulator
+
+        environ = dict(os.environ, **self.options.emulator_overrides)
+        self.emulator = KlingEmulator(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, EmulatorSettings.from_env(environ))
+        self.emulator.start()
+        self._stoppers.append(self.emulator.stop)
+        self.info["provider_url"] = self.emulator.base_url
+
+    def _start_runtime(self) -> None:
+        from local.gateway import CallbackGateway
+        from local.runtime import FunctionRunner, function_definition, patch_moto_lambda, patch_moto_s3_events
+
+        prefix = f"clipedit-{self.options.name}"
+        self.submit_function = f"{prefix}-submit"
+        self.finalize_function = f"{prefix}-finalize"
+        self.runner = FunctionRunner()
+        for logical_id, name in (("SubmitFunction", self.submit_function), ("FinalizeFunction", self.finalize_function)):
+            definition = function_definition(self.template, logical_id, name)
+            definition.arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+            self.runner.register(definition)
+        self._stoppers.append(patch_moto_lambda(self.runner))
+        self._stoppers.append(patch_moto_s3_events())
+        self.gateway = CallbackGateway(lambda event: self.runner.invoke(self.finalize_function, event))
+        self.gateway.start()
+        self._stoppers.append(self.gateway.stop)
+        self.info["callback_base_url"] = self.gateway.base_url
+
+    def _create_resources(self) -> None:
+        t = self.template["Resources"]
+        prefix = f"clipedit-{self.options.name}"
+        params = parameter_defaults(self.template)
+        params.update(
+            KlingApiBaseUrl=self.info["provider_url"],
+            PollIntervalSeconds=str(self.options.poll_interval_seconds),
+            JobDeadlineSeconds=str(self.options.job_deadline_seconds),
+        )
+        if self.options.submit_max_concurrency:
+            params["SubmitMaxConcurrency"] = str(self.options.submit_max_concurrency)
+        names = {
+            "InboxBucket": f"{prefix}-inbox", "OutputsBucket": f"{prefix}-outputs",
+            "JobsTable": f"{prefix}-jobs", "JobEventsBus": f"{prefix}-events",
+            "IntakeQueue": f"{prefix}-intake", "IntakeDeadLetterQueue": f"{prefix}-intake-dlq",
+        }
+        s3, sqs, ddb = self.client("s3"), self.client("sqs"), self.client("dynamodb")
+
+        # Queues: the DLQ first, then the intake queue with the template's redrive policy.
+        dlq_url = sqs.create_queue(QueueName=names["IntakeDeadLetterQueue"])["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = t["IntakeQueue"]["Properties"]["RedrivePolicy"]
+        queue_url = sqs.create_queue(
+            QueueName=names["IntakeQueue"],
+            Attributes={
+                # The template's timeout suits Lambda (6x the function timeout); locally a failed
+                # message should come back within seconds.
+                "VisibilityTimeout": str(self.options.visibility_timeout_seconds),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                             "maxReceiveCount": int(redrive["maxReceiveCount"])}),
+            },
+        )["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+        # Buckets, versioned and private, the inbox notifying the intake queue as the template says.
+        for logical_id in ("InboxBucket", "OutputsBucket"):
+            bucket = names[logical_id]
+            s3.create_bucket(Bucket=bucket)
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+            s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+        refs = dict(params, **names, **{"AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
+                                        "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": prefix})
+        queue_configs = []
+        for config in t["InboxBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]:
+            rules = config.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+            queue_configs.append({
+                "QueueArn": queue_arn,
+                "Events": [config["Event"]],
+                "Filter": {"Key": {"FilterRules": [
+                    {"Name": r["Name"].lower(), "Value": _resolve(r["Value"], refs, {})} for r in rules]}},
+            })
+        s3.put_bucket_notification_configuration(
+            Bucket=names["InboxBucket"], NotificationConfiguration={"QueueConfigurations": queue_configs})
+
+        # The jobs table exactly as declared (keys and indexes).
+        table = t["JobsTable"]["Properties"]
+        table_args: dict[str, Any] = {
+            "TableName": names["JobsTable"], "AttributeDefinitions": table["AttributeDefinitions"],
+            "KeySchema": table["KeySchema"], "BillingMode": table.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if table.get("GlobalSecondaryIndexes"):
+            table_args["GlobalSecondaryIndexes"] = table["GlobalSecondaryIndexes"]
+        ddb.create_table(**table_args)
+
+        # Event bus, plus a local-only queue that receives every job event (tests and the demo
+        # wait on it instead of polling the table).
+        events = self.client("events")
+        events.create_event_bus(Name=names["JobEventsBus"])
+        events_queue_url = sqs.create_queue(QueueName=f"{prefix}-job-events")["QueueUrl"]
+        events_queue_arn = sqs.get_queue_attributes(QueueUrl=events_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name=f"{prefix}-all-job-events", EventBusName=names["JobEventsBus"],
+                        EventPattern=json.dumps({"source": ["clipedit.jobs"]}))
+        events.put_targets(Rule=f"{prefix}-all-job-events", EventBusName=names["JobEventsBus"],
+                           Targets=[{"Id": "local-events-queue", "Arn": events_queue_arn}])
+
+        secret_arn = self.client("secretsmanager").create_secret(
+            Name=f"{prefix}/provider",
+            SecretString=json.dumps({"access_key": LOCAL_ACCESS_KEY, "secret_key": LOCAL_SECRET_KEY}),
+        )["ARN"]
+        role_arn = self.client("iam").create_role(
+            RoleName=f"{prefix}-lambda",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+        )["Role"]["Arn"]
+
+        state_machine_name = f"{prefix}-poller"
+        state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name}"
+        refs.update(ProviderSecret=secret_arn, PollerStateMachine=state_machine_arn, CallbackApi="local")
+        attrs = {("SubmitFunction", "Arn"): self.runner_arn(self.submit_function),
+                 ("FinalizeFunction", "Arn"): self.runner_arn(self.finalize_function)}
+
+        # Functions: registered with moto (so Step Functions can invoke them) with the template's
+        # environment, resolved. Their code runs in this process, which gets the same variables.
+        from local.template import function_spec
+
+        lam = self.client("lambda")
+        environment: dict[str, str] = {}
+        for logical_id, name in (("SubmitFunction", self.submit_function), ("FinalizeFunction", self.finalize_function)):
+            spec = function_spec(self.template, logical_id)
+            variables = {k: _resolve(v, refs, attrs) for k, v in spec["environment"].items()}
+            if "CALLBACK_BASE_URL" in variables:
+                variables["CALLBACK_BASE_URL"] = self.info["callback_base_url"]
+            environment.update(variables)
+            lam.create_function(
+                FunctionName=name, Runtime="python3.12", Role=role_arn, Handler=spec["handler"],
+                Code={"ZipFile": _placeholder_zip()}, Timeout=spec["timeout"], MemorySize=spec["memory"],
+                Environment={"Variables": variables},
+            )
+        environment.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        # The caller may turn handler logging up or down (the demo keeps it quiet).
+        environment["POWERTOOLS_LOG_LEVEL"] = os.environ.get("POWERTOOLS_LOG_LEVEL", environment.get("POWERTOOLS_LOG_LEVEL", "INFO"))
+        os.environ.update(environment)
+
+        definition = render_state_machine(self.template, {
+            "FinalizeFunctionArn": attrs[("FinalizeFunction", "Arn")],
+            "ExecutionTimeoutSeconds": params["ExecutionTimeoutSeconds"],
+        })
+        created = self.client("stepfunctions").create_state_machine(
+            name=state_machine_name, definition=definition, roleArn=role_arn, type="STANDARD")
+        assert created["stateMachineArn"] == state_machine_arn, created["stateMachineArn"]
+
+        self.info.update(
+            inbox_bucket=names["InboxBucket"], outputs_bucket=names["OutputsBucket"], jobs_table=names["JobsTable"],
+            state_machine_arn=state_machine_arn, intake_queue_url=queue_url, intake_queue_arn=queue_arn,
+            dead_letter_queue_url=dlq_url, event_bus_name=names["JobEventsBus"], events_queue_url=events_queue_url,
+            provider_secret_arn=secret_arn, incoming_prefix=params["IncomingPrefix"], output_prefix=params["OutputPrefix"],
+            submit_function=self.submit_function, finalize_function=self.finalize_function,
+            poll_interval_seconds=self.options.poll_interval_seconds, submit_max_concurrency=int(params["SubmitMaxConcurrency"]),
+        )
+
+    def runner_arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+    def _start_dispatcher(self) -> None:
+        from local.sqs_dispatch import QueueDispatcher
+
+        self.dispatcher = QueueDispatcher(
+            self.client("sqs"),
+            queue_url=self.info["intake_queue_url"],
+            queue_arn=self.info["intake_queue_arn"],
+            region=REGION,
+            invoke=lambda event: self.runner.invoke(self.submit_function, event),
+            max_concurrency=self.info["submit_max_concurrency"],
+        )
+        self.dispatcher.start()
+        self._stoppers.append(self.dispatcher.stop)
+
+    def _write_info(self) -> None:
+        self.info["pid"] = os.getpid()
+        self.options.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.options.state_dir / "local.json"
+        path.write_text(json.dumps(self.info, indent=2) + "\n")
+        self.info_path = path
+
+
+def _placeholder_zip() -> bytes:
+    """moto wants a code package; the real code runs in-process, so this is never executed."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "clipedit local stack: handlers run in-process")
+    return buffer.getvalue()
+
+
+def main() -> None:
+    stack = LocalStack()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    info = stack.start()
+    print(json.dumps(info, indent=2))
+    print(f"clipedit local stack ready; details in {stack.info_path}. Ctrl-C to stop.", flush=True)
+    stop.wait()
+    stack.stop()
+    print("clipedit local stack stopped.")
+
+
+if __name__ == "__main__":
+    main()
