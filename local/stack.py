@@ -104,6 +104,8 @@ class LocalStack:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> dict[str, Any]:
+        saved_environment = dict(os.environ)
+        self._stoppers.append(lambda: (os.environ.clear(), os.environ.update(saved_environment)))
         self._start_moto()
         self._start_emulator()
         self._start_runtime()
@@ -311,6 +313,7 @@ class LocalStack:
         created = self.client("stepfunctions").create_state_machine(
             name=state_machine_name, definition=definition, roleArn=role_arn, type="STANDARD")
         assert created["stateMachineArn"] == state_machine_arn, created["stateMachineArn"]
+        self._stoppers.append(self._stop_executions)
 
         self.info.update(
             inbox_bucket=names["InboxBucket"], outputs_bucket=names["OutputsBucket"], jobs_table=names["JobsTable"],
@@ -320,6 +323,15 @@ class LocalStack:
             submit_function=self.submit_function, finalize_function=self.finalize_function,
             poll_interval_seconds=self.options.poll_interval_seconds, submit_max_concurrency=int(params["SubmitMaxConcurrency"]),
         )
+
+    def _stop_executions(self) -> None:
+        """moto's backends outlive this stack in the process: stop its pollers with it."""
+        sfn = self.client("stepfunctions")
+        for page in sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.info["state_machine_arn"], statusFilter="RUNNING"
+        ):
+            for execution in page["executions"]:
+                sfn.stop_execution(executionArn=execution["executionArn"], cause="local stack stopped")
 
     def runner_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"

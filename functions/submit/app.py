@@ -35,7 +35,7 @@ def record_handler(record: SQSRecord) -> None:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # A processor per invocation: it holds per-batch state, and the local stack runs several
     # invocations in one process at once (in Lambda the cost is nil).
-    processor = BatchProcessor(event_type=EventType.SQS)
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

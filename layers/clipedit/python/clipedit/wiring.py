@@ -69,11 +69,16 @@ class Container:
 
     # --- provider -----------------------------------------------------------------------------
 
-    def _provider_secret(self) -> dict[str, Any]:
-        from aws_lambda_powertools.utilities import parameters
+    @cached_property
+    def _secrets(self):  # type: ignore[no-untyped-def]
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
+        # Our own provider (not Powertools' process-wide default) so it uses this container's client.
+        return SecretsProvider(boto3_client=self._client("secretsmanager"))
+
+    def _provider_secret(self) -> dict[str, Any]:
         # Cached for max_age so a rotated key is picked up without a redeploy; never logged.
-        value = parameters.get_secret(
+        value = self._secrets.get(
             self.settings.provider_secret_id,
             transform="json",
             max_age=self.settings.secret_max_age_seconds,

@@ -76,6 +76,7 @@ class Job:
     deadline_at: str | None = None
     submitted_at: str | None = None
     finished_at: str | None = None
+    finalized_by: str | None = None  # "callback" or "poller": which door finished the job
     output_bucket: str | None = None
     output_key: str | None = None
     output_size: int | None = None

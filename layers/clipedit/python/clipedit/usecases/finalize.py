@@ -99,13 +99,13 @@ class FinalizeJob:
         valid = hmac.compare_digest(presented, expected or hash_token(uuid.uuid4().hex))
         if job is None or not expected or not token or not valid:
             raise CallbackRejected("invalid callback token")
-        return self._advance(job)
+        return self._advance(job, source="callback")
 
     def on_poll(self, job_id: str) -> FinalizeOutcome:
         job = self._jobs.get(job_id)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
-        return self._advance(job)
+        return self._advance(job, source="poller")
 
     def expire(self, job_id: str, reason: str) -> FinalizeOutcome:
         """The poller gave up (finalize kept failing): end the job rather than leave it stuck."""
@@ -114,11 +114,11 @@ class FinalizeJob:
             raise JobNotFound(f"no job {job_id}")
         if job.terminal:
             return self._outcome(job)
-        return self._end(job, JobStatus.TIMED_OUT, "POLLER_GAVE_UP", reason)
+        return self._end(job, JobStatus.TIMED_OUT, "POLLER_GAVE_UP", reason, source="poller")
 
     # --- the state machine of one check -------------------------------------------------------
 
-    def _advance(self, job: Job) -> FinalizeOutcome:
+    def _advance(self, job: Job, *, source: str) -> FinalizeOutcome:
         if job.terminal or not job.provider_task_id:
             return self._outcome(job)
         task = self._provider.get_task(job.provider_task_id)
@@ -127,16 +127,17 @@ class FinalizeJob:
                 f"provider task {task.task_id} belongs to {task.external_id}, not {job.job_id}"
             )
         if task.state == TaskState.SUCCEEDED:
-            return self._succeed(job, task)
+            return self._succeed(job, task, source)
         if task.state == TaskState.FAILED:
             message = task.message or "the provider reported the task as failed without a reason"
-            return self._end(job, JobStatus.FAILED, "PROVIDER_TASK_FAILED", message)
+            return self._end(job, JobStatus.FAILED, "PROVIDER_TASK_FAILED", message, source=source)
         if self._past_deadline(job):
             return self._end(
                 job,
                 JobStatus.TIMED_OUT,
                 "DEADLINE_EXCEEDED",
                 f"the provider did not finish task {job.provider_task_id} before {job.deadline_at}",
+                source=source,
             )
         if task.state == TaskState.RUNNING and job.status == JobStatus.SUBMITTED:
             moved = self._jobs.transition(
@@ -147,10 +148,11 @@ class FinalizeJob:
                 job = moved
         return self._outcome(job)
 
-    def _succeed(self, job: Job, task: ProviderTask) -> FinalizeOutcome:
+    def _succeed(self, job: Job, task: ProviderTask, source: str) -> FinalizeOutcome:
         if not task.video_url:
             return self._end(
-                job, JobStatus.FAILED, "PROVIDER_NO_OUTPUT", "the provider reported success but no video URL"
+                job, JobStatus.FAILED, "PROVIDER_NO_OUTPUT", "the provider reported success but no video URL",
+                source=source,
             )
         owner = uuid.uuid4().hex
         now = self._clock.now()
@@ -188,6 +190,7 @@ class FinalizeJob:
                 "output_duration_seconds": task.duration_seconds,
                 "provider_units": task.units,
                 "finished_at": iso(self._clock.now()),
+                "finalized_by": source,
             },
         )
         if updated is None:  # pragma: no cover - only if the lease expired mid-copy
@@ -195,13 +198,14 @@ class FinalizeJob:
         publish_status(self._events, updated, job.status.value)
         return self._outcome(updated)
 
-    def _end(self, job: Job, target: JobStatus, code: str, message: str) -> FinalizeOutcome:
+    def _end(self, job: Job, target: JobStatus, code: str, message: str, *, source: str) -> FinalizeOutcome:
         updated = self._jobs.transition(
             job.job_id,
             target,
             now=iso(self._clock.now()),
             require_no_lease=True,
-            fields={"error_code": code, "error_message": message, "finished_at": iso(self._clock.now())},
+            fields={"error_code": code, "error_message": message, "finished_at": iso(self._clock.now()),
+                    "finalized_by": source},
         )
         if updated is None:
             return self._outcome(self._jobs.get(job.job_id) or job)

@@ -1,0 +1,98 @@
+"""End to end on the local stack, as a user runs it: upload a clip, get the edited clip back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local.client import LocalClient
+from local.media import probe
+from local.stack import LocalOptions, LocalStack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _stack(tmp_path_factory, name, **options):
+    emulator = options.pop("emulator", {})
+    opts = LocalOptions(state_dir=tmp_path_factory.mktemp(name), name=name, visibility_timeout_seconds=2,
+                        emulator_overrides={"CLIPEDIT_EMULATOR_SEED": "3", **emulator}, **options)
+    return LocalStack(opts)
+
+
+@pytest.fixture(scope="module")
+def callback_stack(tmp_path_factory):
+    # A poll interval far longer than the edit: only the callback can finish these jobs in time.
+    with _stack(tmp_path_factory, "cb", poll_interval_seconds=60,
+                emulator={"CLIPEDIT_EMULATOR_PROCESSING_SECONDS": "0.5"}) as stack:
+        yield stack
+
+
+def test_a_clip_with_spaces_accents_and_upper_case_mov_comes_back_edited(callback_stack, sample_clip, tmp_path):
+    client = LocalClient(callback_stack.info)
+    key = "incoming/summer sale/Clip été 01.MOV"
+    job_id = client.upload_clip(sample_clip, key, {"prompt": "Give @Video1 a warm grade", "mode": "pro"})
+    job = client.wait_for_job(job_id, timeout=60)
+
+    assert job["status"] == "SUCCEEDED" and job["finalized_by"] == "callback"
+    assert job["input_key"] == key and job["output_key"] == "edited/summer sale/Clip été 01.mp4"
+    assert job["output_bucket"] == callback_stack.info["outputs_bucket"]
+    for field in ("provider_task_id", "created_at", "updated_at", "submitted_at", "finished_at", "prompt", "mode"):
+        assert job[field], field
+    assert job["provider_units"] and job["output_duration_seconds"] == pytest.approx(3.0, abs=0.2)
+    assert [h["status"] for h in job["status_history"]] == ["RECEIVED", "QUEUED", "SUBMITTED", "PROCESSING", "SUCCEEDED"]
+
+    (task,) = [t for t in callback_stack.emulator.tasks() if t["external_task_id"] == job_id]
+    assert task["request"]["model_name"] == "kling-v3-omni" and task["request"]["mode"] == "pro"
+    assert task["request"]["prompt"] == "Give <<<video_1>>> a warm grade"
+    assert task["request"]["video_list"][0]["refer_type"] == "base"
+    assert task["request"]["video_list"][0]["keep_original_sound"] == "yes"
+
+    edited = client.download_output(job, tmp_path / "edited.mp4")
+    before, after = probe(sample_clip), probe(edited)
+    assert after["fps"] == pytest.approx(24, abs=0.5) and after["has_audio"]
+    assert after["mean_rgb"][0] > before["mean_rgb"][0] + 10  # the grade is visible: warmer
+    assert after["mean_rgb"][2] < before["mean_rgb"][2] - 10
+    assert job["output_size"] == edited.stat().st_size
+
+
+def test_keep_audio_false_and_model_o1_reach_the_provider(callback_stack, sample_clip, tmp_path):
+    client = LocalClient(callback_stack.info)
+    job_id = client.upload_clip(sample_clip, "incoming/mute/clip.mp4",
+                                {"prompt": "Relight the scene", "keep-audio": "false", "model": "o1", "mode": "std"})
+    job = client.wait_for_job(job_id, timeout=60)
+    assert job["status"] == "SUCCEEDED" and job["keep_audio"] is False
+    (task,) = [t for t in callback_stack.emulator.tasks() if t["external_task_id"] == job_id]
+    assert task["request"]["model_name"] == "kling-video-o1" and task["request"]["mode"] == "std"
+    assert task["keep_original_sound"] == "no"
+    assert not probe(client.download_output(job, tmp_path / "mute.mp4"))["has_audio"]
+
+
+def test_a_job_past_its_deadline_times_out(tmp_path_factory, sample_clip):
+    with _stack(tmp_path_factory, "deadline", poll_interval_seconds=1, job_deadline_seconds=2,
+                emulator={"CLIPEDIT_EMULATOR_PROCESSING_SECONDS": "120"}) as stack:
+        client = LocalClient(stack.info)
+        job_id = client.upload_clip(sample_clip, "incoming/slow/clip.mp4", {"prompt": "p"})
+        job = client.wait_for_job(job_id, timeout=60)
+        assert job["status"] == "TIMED_OUT" and job["error_code"] == "DEADLINE_EXCEEDED"
+        assert job["finalized_by"] == "poller"
+        execution = stack.client("stepfunctions").describe_execution(
+            executionArn=f"{stack.info['state_machine_arn'].replace(':stateMachine:', ':execution:')}:{job_id}")
+        assert execution["status"] in ("RUNNING", "SUCCEEDED")  # the loop ends on the terminal answer
+
+
+def test_make_demo_runs_the_pipeline_end_to_end(tmp_path):
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers/clipedit/python'}:{ROOT}",
+               CLIPEDIT_EMULATOR_PROCESSING_SECONDS="0.5")
+    result = subprocess.run(
+        [sys.executable, "-m", "local.demo", "--out", str(tmp_path)], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["status"] == "SUCCEEDED"
+    assert Path(record["local_path"]).is_file() and Path(record["local_path"]).parent == tmp_path
