@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from clipedit.adapters.dynamo_jobs import python_value
 from clipedit.domain.keys import job_id_for
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED"}
@@ -45,7 +46,7 @@ class LocalClient:
         ).get("Item")
         if not item:
             return None
-        return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+        return {k: python_value(_deserializer.deserialize(v)) for k, v in item.items()}
 
     def wait_for_job(
         self,
@@ -84,14 +85,3 @@ class LocalClient:
         self.s3.download_file(job["output_bucket"], job["output_key"], str(destination))
         return destination
 
-
-def _plain(value: Any) -> Any:
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value

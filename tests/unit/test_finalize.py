@@ -148,3 +148,10 @@ def test_expire_ends_a_stuck_job(world):
     finalize, jobs, *_ = world
     assert finalize.expire("j-1", "gave up").status == "TIMED_OUT"
     assert jobs.get("j-1").error_code == "POLLER_GAVE_UP"
+
+
+def test_the_record_says_which_door_finished_the_job(world):
+    finalize, jobs, _, provider, *_rest, task_id = world
+    provider.set_state(task_id, TaskState.SUCCEEDED, video_url=RESULT_URL)
+    assert finalize.on_callback("j-1", "secret-token").status == "SUCCEEDED"
+    assert jobs.get("j-1").finalized_by == "callback"

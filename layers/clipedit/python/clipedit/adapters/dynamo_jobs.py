@@ -39,18 +39,19 @@ def _dynamo_value(value: Any) -> Any:
     return value
 
 
-def _python_value(value: Any) -> Any:
+def python_value(value: Any) -> Any:
+    """DynamoDB's Decimals back to int/float, recursively."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, list):
-        return [_python_value(v) for v in value]
+        return [python_value(v) for v in value]
     if isinstance(value, dict):
-        return {k: _python_value(v) for k, v in value.items()}
+        return {k: python_value(v) for k, v in value.items()}
     return value
 
 
 def _from_item(item: Mapping[str, Any]) -> Job:
-    plain = {k: _python_value(_deserializer.deserialize(v)) for k, v in item.items()}
+    plain = {k: python_value(_deserializer.deserialize(v)) for k, v in item.items()}
     known = {k: v for k, v in plain.items() if k in _JOB_FIELDS}
     extra = {k: v for k, v in plain.items() if k not in _JOB_FIELDS}
     known["status"] = JobStatus(known["status"])
