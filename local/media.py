@@ -1,18 +1,20 @@
 """Media helpers for the local stack: sample clips, a visible "edit", and probing.
 
 Dev/local-only code (PyAV + numpy); it is never packaged into a Lambda. The Kling emulator uses
-`grade_video` to produce a real, obviously-edited output video, and the demo uses `make_sample_clip`
-to have something to upload.
+`grade_video` to produce a real, obviously-edited output video (with its reference images pasted in as
+thumbnails), `probe`/`probe_image` to check inputs against Kling's limits, and the demo and tests use
+`make_sample_clip`/`make_sample_image` to have something to upload.
 
-All functions raise `MediaError` for inputs that are not decodable video, so callers can map
-"bad bytes" to a clean failure instead of catching FFmpeg internals.
+All functions raise `MediaError` for inputs that are not decodable video (or image, for the image
+helpers), so callers can map "bad bytes" to a clean failure instead of catching FFmpeg internals.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
@@ -25,10 +27,19 @@ from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
 from av.video.stream import VideoStream
 
-__all__ = ["MediaError", "OUTPUT_FPS", "LOOKS", "make_sample_clip", "grade_video", "probe"]
+__all__ = [
+    "MediaError", "OUTPUT_FPS", "LOOKS", "OVERLAY_HEIGHT_FRACTION", "make_sample_clip", "make_sample_image",
+    "grade_video", "probe", "probe_image",
+]
 
 # Kling renders edits at 24 fps whatever the input rate (provider-apis.md 1.10).
 OUTPUT_FPS = 24
+
+# Reference-image thumbnails pasted by `grade_video(overlays=...)`: this share of the frame height.
+OVERLAY_HEIGHT_FRACTION = 1 / 6
+
+# Decoder name -> the image format Kling names (jpg/jpeg/png are the only ones it accepts).
+_IMAGE_FORMATS = {"png": "png", "mjpeg": "jpeg"}
 
 Source = str | os.PathLike[str] | IO[bytes]
 Destination = str | os.PathLike[str] | IO[bytes]
@@ -159,6 +170,32 @@ def _write_tone(out: OutputContainer, stream: AudioStream, start: int, until: in
     return until
 
 
+def make_sample_image(
+    *, width: int = 320, height: int = 320, rgb: tuple[int, int, int] = (255, 0, 0), format: str = "png"
+) -> bytes:
+    """Encode a solid-colour image (`png` or `jpeg`) and return its bytes: a reference image for tests.
+
+    A solid colour makes a pasted thumbnail easy to find in a rendered frame. Width and height must be
+    even (jpeg is encoded as 4:2:0).
+    """
+    if width < 2 or height < 2 or width % 2 or height % 2:
+        raise ValueError(f"width and height must be even and >= 2, got {width}x{height}")
+    codecs = {"png": ("png", "rgb24"), "jpeg": ("mjpeg", "yuvj420p")}
+    if format not in codecs:
+        raise ValueError(f"unsupported image format {format!r}; use png or jpeg")
+    codec, pix_fmt = codecs[format]
+    pixels = np.empty((height, width, 3), dtype=np.uint8)
+    pixels[...] = rgb
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="image2pipe") as out:
+        stream = out.add_stream(codec, rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format=pix_fmt)
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
+
+
 # ---------------------------------------------------------------------------------------------
 # Grading (the emulator's stand-in for Kling's edit)
 
@@ -182,17 +219,33 @@ def _frame_interval(stream: VideoStream) -> float:
     return 1.0 / float(rate) if rate else 1.0 / OUTPUT_FPS
 
 
-def grade_video(src: Source, dst: Destination, *, keep_audio: bool, look: str = "warm") -> dict[str, Any]:
+def grade_video(
+    src: Source,
+    dst: Destination,
+    *,
+    keep_audio: bool,
+    look: str = "warm",
+    overlays: Sequence[bytes] | None = None,
+) -> dict[str, Any]:
     """Re-encode `src` with a visible colour grade, as Kling would return an edited clip.
 
     Output: H.264 mp4 at 24 fps, same resolution (cropped to even), same duration as the input
     (frames are re-timed by sample-and-hold, so 30 fps in gives 24 fps out at equal length). When
     `keep_audio` is true and the source has audio it is transcoded to AAC; otherwise the output has
     no audio stream. Returns facts about what was written.
+
+    `overlays` makes the edit's reference images visible: each item is an encoded image (PNG or JPEG
+    bytes; anything FFmpeg decodes works) scaled, aspect kept, to a thumbnail `OVERLAY_HEIGHT_FRACTION`
+    (1/6) of the frame height, and pasted on every frame along the bottom-left edge, left to right in
+    list order, with a small margin (1/60 of the frame height) around each. Thumbnails are pasted after
+    the grade, so they keep the reference's own colours; alpha is dropped. Thumbnails that run past the
+    right edge are clipped, and the ones that no longer fit at all are left out. An overlay that cannot
+    be decoded raises `MediaError` before any output is written.
     """
     lut = LOOKS.get(look)
     if lut is None:
         raise ValueError(f"unknown look {look!r}; choose one of {sorted(LOOKS)}")
+    overlay_frames = [_decode_image(data, f"overlay {i}")[0] for i, data in enumerate(overlays or ())]
 
     inp = _open_input(src)
     dst_path = os.fspath(dst) if isinstance(dst, (str, os.PathLike)) else None
@@ -205,11 +258,12 @@ def grade_video(src: Source, dst: Destination, *, keep_audio: bool, look: str = 
             if width < 2 or height < 2:
                 raise MediaError(f"video stream has unusable size {vin.codec_context.width}x{vin.codec_context.height}")
             carry_audio = keep_audio and ain is not None
+            tiles = _overlay_tiles(overlay_frames, width, height)
 
             with av.open(dst_path if dst_path is not None else dst, "w", format="mp4") as out:
                 vout = out.add_stream("libx264", rate=OUTPUT_FPS, options=dict(_X264_OPTIONS))
                 vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
-                writer = _GradedVideoWriter(out, vout, lut, width, height)
+                writer = _GradedVideoWriter(out, vout, lut, width, height, tiles)
                 audio = _AudioCopier(out, ain) if carry_audio and ain is not None else None
 
                 interval = _frame_interval(vin)
@@ -253,12 +307,58 @@ def _decode(inp: InputContainer, streams: list[Any]) -> Iterator[av.VideoFrame |
         yield from packet.decode()
 
 
+def _decode_image(data: bytes, what: str) -> tuple[av.VideoFrame, str]:
+    """The first picture of an encoded image (PNG/JPEG bytes) and the decoder's name."""
+    try:
+        with av.open(io.BytesIO(data), "r") as container:
+            if not container.streams.video:
+                raise MediaError(f"{what} has no picture")
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
+                return frame, stream.codec_context.name
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise MediaError(f"{what} is not a decodable image: {exc}") from exc
+    raise MediaError(f"{what} has no decodable picture")
+
+
+# A thumbnail placed on the frame: (left, top, rgb pixels).
+_Tile = tuple[int, int, np.ndarray]
+
+
+def _overlay_tiles(images: list[av.VideoFrame], width: int, height: int) -> list[_Tile]:
+    """Lay the overlay images out as thumbnails along the bottom-left edge, left to right."""
+    tiles: list[_Tile] = []
+    if not images:
+        return tiles
+    thumb_h = max(2, min(height, round(height * OVERLAY_HEIGHT_FRACTION)))
+    margin = height // 60
+    top = max(0, height - margin - thumb_h)
+    left = margin
+    for image in images:
+        if left >= width:
+            break  # no room left on this row
+        thumb_w = max(2, round(thumb_h * image.width / max(1, image.height)))
+        pixels = image.reformat(width=thumb_w, height=thumb_h, format="rgb24").to_ndarray()
+        tiles.append((left, top, pixels[: height - top, : width - left]))  # clipped at the frame edge
+        left += thumb_w + margin
+    return tiles
+
+
 class _GradedVideoWriter:
     """Grades frames and re-times them onto a 24 fps grid (hold the latest frame per output slot)."""
 
-    def __init__(self, out: OutputContainer, stream: VideoStream, lut: np.ndarray, width: int, height: int) -> None:
+    def __init__(
+        self,
+        out: OutputContainer,
+        stream: VideoStream,
+        lut: np.ndarray,
+        width: int,
+        height: int,
+        tiles: list[_Tile] | None = None,
+    ) -> None:
         self._out, self._stream, self._lut = out, stream, lut
         self._width, self._height = width, height
+        self._tiles = tiles or []
         self._held: av.VideoFrame | None = None
         self._held_graded: av.VideoFrame | None = None  # graded once, reused when a frame is held
         self._held_t = 0.0
@@ -286,6 +386,8 @@ class _GradedVideoWriter:
         if self._held_graded is None:
             rgb = self._held.to_ndarray(format="rgb24")[: self._height, : self._width]
             graded = _apply_look(rgb, self._lut)
+            for left, top, pixels in self._tiles:  # after the grade: references keep their colours
+                graded[top : top + pixels.shape[0], left : left + pixels.shape[1]] = pixels
             self._held_graded = av.VideoFrame.from_ndarray(graded, format="rgb24").reformat(format="yuv420p")
         frame = self._held_graded
         frame.pts = self.written
@@ -337,8 +439,12 @@ def _remove_quietly(path: str | None) -> None:
 # Probing
 
 
-def probe(path: Source) -> dict[str, Any]:
-    """Describe a video: size, duration, fps, audio, codec, container and the middle frame's mean RGB."""
+def probe(path: Source, *, decode: bool = True) -> dict[str, Any]:
+    """Describe a video: size, duration, fps, audio, codec, container and the middle frame's mean RGB.
+
+    With `decode=False` only the container headers are read (no frame is decoded and there is no
+    `mean_rgb`): a few milliseconds whatever the clip, cheap enough to run on every task of a load test.
+    """
     inp = _open_input(path)
     try:
         with inp:
@@ -355,6 +461,8 @@ def probe(path: Source) -> dict[str, Any]:
                 "video_codec": vs.codec_context.name,
                 "container": inp.format.name,
             }
+            if not decode:
+                return info
             target = start + (duration or 0.0) / 2
             middle = None
             for frame in inp.decode(vs):
@@ -377,3 +485,10 @@ def _stream_duration(stream: VideoStream) -> float | None:
         seconds = float(stream.duration * stream.time_base)
         return seconds if math.isfinite(seconds) and seconds > 0 else None
     return None
+
+
+def probe_image(data: bytes) -> dict[str, Any]:
+    """Describe an encoded image: `format` ("png", "jpeg", or the decoder name for anything else),
+    `width` and `height`. The first picture is decoded, so bytes that merely look like an image fail."""
+    frame, codec = _decode_image(data, "image")
+    return {"format": _IMAGE_FORMATS.get(codec, codec), "width": frame.width, "height": frame.height}

@@ -1,13 +1,17 @@
-"""local.media: sample clips, the emulator's colour grade, and probing. Small clips keep this fast."""
+"""local.media: sample clips and images, the emulator's colour grade and overlays, and probing.
+
+Small clips keep this fast."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
-from local.media import MediaError, grade_video, make_sample_clip, probe
+from local.media import MediaError, grade_video, make_sample_clip, make_sample_image, probe, probe_image
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +108,79 @@ def test_garbage_named_mp4_raises_media_error(tmp_path: Path) -> None:
 def test_missing_file_raises_media_error(tmp_path: Path) -> None:
     with pytest.raises(MediaError):
         probe(tmp_path / "nope.mp4")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference images: sample images, image probing, overlays
+
+
+def _frame_rgb(path: Path, index: int) -> np.ndarray:
+    """The `index`-th decoded frame of a clip as an RGB array."""
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(container.streams.video[0])):
+            if i == index:
+                return frame.to_ndarray(format="rgb24")
+    raise AssertionError(f"{path} has fewer than {index + 1} frames")
+
+
+def _mean_rgb(pixels: np.ndarray) -> list[float]:
+    return [float(v) for v in pixels.reshape(-1, 3).mean(axis=0)]
+
+
+def test_sample_images_probe_as_png_and_jpeg(clip_30fps: Path) -> None:
+    png = make_sample_image(width=320, height=240, rgb=(255, 0, 0))
+    jpeg = make_sample_image(width=400, height=300, rgb=(0, 0, 255), format="jpeg")
+    assert png.startswith(b"\x89PNG") and jpeg.startswith(b"\xff\xd8")
+    assert probe_image(png) == {"format": "png", "width": 320, "height": 240}
+    assert probe_image(jpeg) == {"format": "jpeg", "width": 400, "height": 300}
+    # A video is decodable but is no jpg/png: probe_image names its codec so callers can reject it.
+    assert probe_image(clip_30fps.read_bytes())["format"] == "h264"
+    for garbage in (b"", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, b"not an image at all" * 50):
+        with pytest.raises(MediaError):
+            probe_image(garbage)
+    with pytest.raises(ValueError, match="even"):
+        make_sample_image(width=301, height=300)
+
+
+def test_probe_without_decode_reads_headers_only(clip_30fps: Path) -> None:
+    full, headers = probe(clip_30fps), probe(clip_30fps, decode=False)
+    assert "mean_rgb" not in headers
+    assert headers == {k: v for k, v in full.items() if k != "mean_rgb"}
+
+
+def test_overlays_are_pasted_bottom_left_in_order_and_keep_their_colour(clip_30fps: Path, tmp_path: Path) -> None:
+    red = make_sample_image(width=320, height=320, rgb=(255, 0, 0))
+    blue = make_sample_image(width=400, height=300, rgb=(0, 0, 255), format="jpeg")  # 4:3 -> a wider tile
+    with_refs, without = tmp_path / "refs.mp4", tmp_path / "plain.mp4"
+    grade_video(clip_30fps, with_refs, keep_audio=False, overlays=[red, blue])
+    grade_video(clip_30fps, without, keep_audio=False)
+
+    # 240 px frame: tiles are 40 px high (1/6), 4 px margins -> rows 196-236; red 40 px wide from x=4,
+    # then blue 53 px wide from x=48. Sample each tile's centre, away from chroma-subsampled edges.
+    red_box = (slice(204, 228), slice(12, 36))
+    blue_box = (slice(204, 228), slice(58, 92))
+    for index in (0, 47):  # first and last frame: every frame carries the thumbnails
+        frame = _frame_rgb(with_refs, index)
+        assert _mean_rgb(frame[red_box]) == pytest.approx([255, 0, 0], abs=25)
+        assert _mean_rgb(frame[blue_box]) == pytest.approx([0, 0, 255], abs=25)
+        plain = _frame_rgb(without, index)
+        assert _mean_rgb(plain[red_box]) != pytest.approx([255, 0, 0], abs=60)
+        assert _mean_rgb(plain[blue_box]) != pytest.approx([0, 0, 255], abs=60)
+    # Above the thumbnail row the picture is the ordinary grade.
+    above = (slice(100, 140), slice(12, 92))
+    assert _mean_rgb(_frame_rgb(with_refs, 0)[above]) == pytest.approx(_mean_rgb(_frame_rgb(without, 0)[above]), abs=3)
+
+
+def test_overflowing_overlays_are_clipped_and_bad_overlays_fail_cleanly(clip_30fps: Path, tmp_path: Path) -> None:
+    wide = make_sample_image(width=600, height=300, rgb=(0, 255, 0))  # 2:1 -> 80 px tiles on a 320 px frame
+    out = tmp_path / "crowded.mp4"
+    # Tiles start at x = 4, 88, 172, 256: the 4th runs past x = 320 and is clipped, the 5th has no room.
+    facts = grade_video(clip_30fps, out, keep_audio=False, overlays=[wide] * 5)
+    assert (facts["width"], facts["height"]) == (320, 240)
+    frame = _frame_rgb(out, 0)
+    assert _mean_rgb(frame[204:228, 264:316]) == pytest.approx([0, 255, 0], abs=25)  # 4th tile, up to the edge
+
+    bad = tmp_path / "bad.mp4"
+    with pytest.raises(MediaError, match="overlay 1"):
+        grade_video(clip_30fps, bad, keep_audio=False, overlays=[wide, b"not an image" * 40])
+    assert not bad.exists()
