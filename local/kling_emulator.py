@@ -12,6 +12,12 @@ pipeline can be exercised offline against the same wire format as `https://api-s
 * Tasks move `submitted -> processing -> succeed|failed` in background threads. The "edit" is real:
   the input is downloaded over HTTP, checked against Kling's input limits and re-encoded by
   `local.media.grade_video` with a visible colour grade at 24 fps.
+* Render modes (`CLIPEDIT_EMULATOR_RENDER`): `grade` (default) is the real edit above. `copy` is for
+  load tests with hundreds of tasks: the result is the downloaded input, byte for byte, served as is
+  (no decode, no encode; a `.mov` input is still served at `/results/{task_id}.mp4`). Input limits
+  are still checked in copy mode, from a header-only probe (`media.probe(decode=False)`, a few ms), so
+  failures look the same in both modes; only a file whose headers are fine but whose frames are
+  corrupt fails in `grade` and passes in `copy`.
 
 Choices where Kling's docs are silent (client code must branch on `code`, not on HTTP status):
 
@@ -112,8 +118,10 @@ _ENV_NAMES = {
     "drop_callback_rate": "DROP_CALLBACK_RATE",
     "duplicate_callback_rate": "DUPLICATE_CALLBACK_RATE",
     "seed": "SEED",
+    "render": "RENDER",
 }
 ENV_PREFIX = "CLIPEDIT_EMULATOR_"
+RENDER_MODES = ("grade", "copy")
 
 
 class _SettingError(ValueError):
@@ -133,6 +141,7 @@ class EmulatorSettings:
     drop_callback_rate: float = 0.0  # share of callbacks never sent
     duplicate_callback_rate: float = 0.0  # share of callbacks sent twice
     seed: int = 0
+    render: str = "grade"  # "grade": real re-encode; "copy": serve the input bytes unchanged (load tests)
 
     def __post_init__(self) -> None:
         if not self.processing_seconds >= 0.0 or self.processing_seconds == float("inf"):  # also rejects NaN
@@ -143,10 +152,12 @@ class EmulatorSettings:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise _SettingError(name, f"must be between 0 and 1, got {value}")
+        if self.render not in RENDER_MODES:
+            raise _SettingError("render", f"must be one of {', '.join(RENDER_MODES)}, got {self.render!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> EmulatorSettings:
-        parsers: dict[str, type] = {"concurrency": int, "seed": int}
+        parsers: dict[str, type] = {"concurrency": int, "seed": int, "render": str}
         values: dict[str, Any] = {}
         for field_name, suffix in _ENV_NAMES.items():
             raw = environ.get(ENV_PREFIX + suffix, "").strip()
@@ -205,6 +216,7 @@ class _Task:
     final_unit_deduction: str = "0"
     videos: list[dict[str, str]] = field(default_factory=list)
     result_path: Path | None = None
+    render: str | None = None  # the render mode the result was made with
     callback_queue: deque[dict[str, Any]] = field(default_factory=deque)
     callback_draining: bool = False
 
@@ -224,6 +236,7 @@ class _Task:
             "input_duration": self.input_duration,
             "final_unit_deduction": self.final_unit_deduction,
             "videos": [dict(v) for v in self.videos],
+            "render": self.render,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -866,11 +879,12 @@ class KlingEmulator:
             if task.planned_failure is not None:  # moderation verdict, decided at create time
                 self._transition(task, "failed", task.planned_failure)
                 return
+            render = self.settings.render  # decided once per task, at download time
             problem = self._download(task.video_url, src)
             facts: dict[str, Any] | None = None
             if problem is None:
                 try:
-                    facts = media.probe(src)
+                    facts = media.probe(src, decode=render == "grade")  # copy mode: headers only
                     problem = _check_input_limits(facts)
                 except media.MediaError:
                     problem = "invalid video: the file could not be decoded as video"
@@ -879,7 +893,7 @@ class KlingEmulator:
                 return
             with self._cond:
                 task.input_duration = facts["duration_seconds"]
-            self._render(task, src)
+            self._render(task, src, render)
         except Exception:
             log.exception("emulator bug in task %s", task.task_id)
             self._transition(task, "failed", "Internal server error")
@@ -905,30 +919,35 @@ class KlingEmulator:
             return f"video download failed: {type(exc).__name__}"
         return None
 
-    def _render(self, task: _Task, src: Path) -> None:
+    def _render(self, task: _Task, src: Path, render: str) -> None:
         assert self._work_dir is not None
-        dst = self._work_dir / f"{task.task_id}.mp4"
-        try:
-            future = self._render_pool.submit(
-                media.grade_video, src, dst, keep_audio=task.keep_original_sound == "yes"
-            )
-            facts = future.result()
-        except (CancelledError, RuntimeError):
-            if self._stop.is_set():
-                return  # shutting down: leave the task where it is
-            raise
-        except media.MediaError:
-            self._transition(task, "failed", "invalid video: the file could not be decoded as video")
-            return
         assert task.input_duration is not None
+        dst = self._work_dir / f"{task.task_id}.mp4"
+        if render == "copy":
+            src.replace(dst)  # the input bytes, unchanged: no decode, no encode
+            duration = task.input_duration
+        else:
+            try:
+                future = self._render_pool.submit(
+                    media.grade_video, src, dst, keep_audio=task.keep_original_sound == "yes"
+                )
+                duration = future.result()["duration_seconds"]
+            except (CancelledError, RuntimeError):
+                if self._stop.is_set():
+                    return  # shutting down: leave the task where it is
+                raise
+            except media.MediaError:
+                self._transition(task, "failed", "invalid video: the file could not be decoded as video")
+                return
         url = f"{self.base_url}/results/{task.task_id}.mp4"
         video = {
             "id": str(uuid.uuid5(uuid.NAMESPACE_URL, url)),
             "url": url,
             "watermark_url": url,
-            "duration": f"{facts['duration_seconds']:.1f}",
+            "duration": f"{duration:.1f}",
         }
         with self._cond:
+            task.render = render
             task.result_path = dst
             task.videos = [video]
             task.final_unit_deduction = _units(task.input_duration, task.mode)

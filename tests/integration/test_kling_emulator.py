@@ -6,6 +6,7 @@ downloads, renders and calls back exactly as it would against real URLs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -600,10 +601,13 @@ def test_settings_from_env_reads_and_validates() -> None:
             "CLIPEDIT_EMULATOR_CONCURRENCY": "3",
             "CLIPEDIT_EMULATOR_FAIL_RATE": "0.25",
             "CLIPEDIT_EMULATOR_SEED": "42",
+            "CLIPEDIT_EMULATOR_RENDER": "copy",
         }
     )
     assert (settings.processing_seconds, settings.concurrency, settings.fail_rate, settings.seed) == (0.5, 3, 0.25, 42)
+    assert settings.render == "copy"
     assert EmulatorSettings.from_env({}) == EmulatorSettings()
+    assert EmulatorSettings().render == "grade"
     for env, needle in [
         ({"CLIPEDIT_EMULATOR_FAIL_RATE": "1.5"}, "CLIPEDIT_EMULATOR_FAIL_RATE"),
         ({"CLIPEDIT_EMULATOR_ERROR_RATE": "-0.1"}, "CLIPEDIT_EMULATOR_ERROR_RATE"),
@@ -611,9 +615,13 @@ def test_settings_from_env_reads_and_validates() -> None:
         ({"CLIPEDIT_EMULATOR_CONCURRENCY": "two"}, "CLIPEDIT_EMULATOR_CONCURRENCY"),
         ({"CLIPEDIT_EMULATOR_PROCESSING_SECONDS": "-1"}, "CLIPEDIT_EMULATOR_PROCESSING_SECONDS"),
         ({"CLIPEDIT_EMULATOR_DROP_CALLBACK_RATE": "nan"}, "CLIPEDIT_EMULATOR_DROP_CALLBACK_RATE"),
+        ({"CLIPEDIT_EMULATOR_RENDER": "fast"}, "CLIPEDIT_EMULATOR_RENDER"),
+        ({"CLIPEDIT_EMULATOR_RENDER": "GRADE"}, "CLIPEDIT_EMULATOR_RENDER"),
     ]:
         with pytest.raises(ValueError, match=needle):
             EmulatorSettings.from_env(env)
+    with pytest.raises(ValueError, match="render"):
+        EmulatorSettings(render="copy ")
 
 
 def test_seeded_fail_rate_is_reproducible(start_emulator: Callable[..., KlingEmulator], media_host: MediaHost) -> None:
@@ -629,3 +637,56 @@ def test_seeded_fail_rate_is_reproducible(start_emulator: Callable[..., KlingEmu
     first, second = outcomes(), outcomes()
     assert first == second
     assert "risk" in first and "invalid" in first
+
+
+# ---------------------------------------------------------------------------------------------
+# Render modes
+
+
+def test_copy_render_serves_the_input_bytes_exactly_and_fast(
+    start_emulator: Callable[..., KlingEmulator], media_host: MediaHost
+) -> None:
+    """Load-test mode: no decode, no encode. 30 tasks finish in well under the time of a few real renders."""
+    emulator = start_emulator(render="copy", processing_seconds=0.0, concurrency=50)
+    source = media_host.files["/clips/source.mp4"]
+    started = time.monotonic()
+    ids = [create(emulator, edit_body(media_host)).json()["data"]["task_id"] for _ in range(30)]
+    snaps = [emulator.wait_for_status(i, {"succeed", "failed"}, WAIT) for i in ids]
+    elapsed = time.monotonic() - started
+    assert {s["status"] for s in snaps} == {"succeed"} and {s["render"] for s in snaps} == {"copy"}
+    assert elapsed < 5.0, f"30 copy-mode tasks took {elapsed:.1f}s"  # grading 30 clips takes well over 15 s here
+    for task_id in (ids[0], ids[-1]):
+        q = query(emulator, f"/{task_id}").json()["data"]
+        [video] = q["task_result"]["videos"]
+        assert httpx.get(video["url"]).content == source  # byte for byte
+        assert video["duration"] == "3.0" and q["final_unit_deduction"] == "3.6"  # from the header probe
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [("/clips/garbage.mp4", "invalid video"), ("/clips/small.mp4", "invalid video: width 640px")],
+    ids=["not-a-video", "below-720px"],
+)
+def test_copy_render_still_checks_input_limits(
+    start_emulator: Callable[..., KlingEmulator], media_host: MediaHost, path: str, message: str
+) -> None:
+    emulator = start_emulator(render="copy")
+    video = [{"video_url": media_host.url(path), "refer_type": "base", "keep_original_sound": "yes"}]
+    task_id = create(emulator, edit_body(media_host, video_list=video)).json()["data"]["task_id"]
+    snap = emulator.wait_for_status(task_id, {"succeed", "failed"}, WAIT)
+    assert snap["status"] == "failed" and snap["status_msg"].startswith(message)
+
+
+def test_render_mode_can_be_swapped_at_runtime(
+    start_emulator: Callable[..., KlingEmulator], media_host: MediaHost
+) -> None:
+    emulator = start_emulator(processing_seconds=0.0)
+    graded = create(emulator, edit_body(media_host)).json()["data"]["task_id"]
+    assert emulator.wait_for_status(graded, "succeed", WAIT)["render"] == "grade"
+    emulator.settings = dataclasses.replace(emulator.settings, render="copy")
+    copied = create(emulator, edit_body(media_host)).json()["data"]["task_id"]
+    assert emulator.wait_for_status(copied, "succeed", WAIT)["render"] == "copy"
+    urls = [query(emulator, f"/{t}").json()["data"]["task_result"]["videos"][0]["url"] for t in (graded, copied)]
+    source = media_host.files["/clips/source.mp4"]
+    assert httpx.get(urls[0]).content != source and httpx.get(urls[1]).content == source
+
