@@ -90,6 +90,8 @@ def _resolve(value: Any, refs: dict[str, str], attrs: dict[tuple[str, str], str]
         return re.sub(r"\$\{([^}!]+)\}", substitute, text)
     if "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
+        if isinstance(parts, dict):  # e.g. !Join [",", !Ref SomeCommaDelimitedList]
+            return _resolve(parts, refs, attrs)
         return separator.join(_resolve(p, refs, attrs) for p in parts)
     raise ValueError(f"cannot resolve {value!r} locally")
 
@@ -280,7 +282,8 @@ class LocalStack:
 
         state_machine_name = f"{prefix}-poller"
         state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name}"
-        refs.update(ProviderSecret=secret_arn, PollerStateMachine=state_machine_arn, CallbackApi="local")
+        refs.update(ProviderSecret=secret_arn, PollerStateMachine=state_machine_arn, CallbackApi="local",
+                    IntakeQueue=queue_url, IntakeDeadLetterQueue=dlq_url)  # Ref of a queue is its URL
         attrs = {("SubmitFunction", "Arn"): self.runner_arn(self.submit_function),
                  ("FinalizeFunction", "Arn"): self.runner_arn(self.finalize_function)}
 

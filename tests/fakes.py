@@ -111,6 +111,7 @@ class FakeObjectStore:
 
 @dataclass
 class FakeProvider:
+    needs_element_library = False
     name: str = "kling"
     tasks: dict[str, ProviderTask] = field(default_factory=dict)
     requests: list[EditRequest] = field(default_factory=list)
@@ -185,3 +186,153 @@ class FakeEvents:
 
     def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
         self.published.append((detail_type, dict(detail)))
+
+
+# --- spec issue: documents, queue, media facts, batches, elements --------------------------------
+
+import hashlib as _hashlib  # noqa: E402
+
+from clipedit.domain.errors import SpecError  # noqa: E402
+from clipedit.domain.media import ImageFacts, VideoFacts  # noqa: E402
+from clipedit.ports import ElementTask  # noqa: E402
+
+GOOD_VIDEO = dict(container="mp4", duration_seconds=5.0, width=1280, height=720, fps=24.0, video_codec="avc1",
+                  has_audio=True, size_bytes=4_000_000, bytes_read=40_000)
+GOOD_IMAGE = dict(format="png", width=512, height=512, size_bytes=20_000)
+
+
+class FakeDocuments:
+    def __init__(self, store: FakeObjectStore) -> None:
+        self.store = store
+
+    def read_text(self, ref, *, max_bytes):
+        obj = self.store.objects.get((ref.bucket, ref.key))
+        if obj is None:
+            return None
+        if len(obj["body"]) > max_bytes:
+            raise SpecError("too large", code="MANIFEST_TOO_LARGE")
+        return obj["body"].decode()
+
+    def iter_lines(self, ref):
+        return iter(self.store.objects[(ref.bucket, ref.key)]["body"].decode().splitlines(keepends=True))
+
+    def put_text(self, bucket, key, text_chunks, *, content_type):
+        self.store.put(bucket, key, "".join(text_chunks).encode())
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send_all(self, bodies, *, delay_seconds=0):
+        self.sent.extend(bodies)
+
+
+class FakeInspector:
+    """Facts per reference (str(ref)); unknown references are valid media."""
+
+    def __init__(self) -> None:
+        self.videos: dict[str, Any] = {}
+        self.images: dict[str, Any] = {}
+        self.probed: list[str] = []
+
+    def video(self, ref):
+        self.probed.append(str(ref))
+        value = self.videos.get(str(ref), {})
+        if isinstance(value, Exception):
+            raise value
+        return VideoFacts(**{**GOOD_VIDEO, **value})
+
+    def image(self, ref):
+        self.probed.append(str(ref))
+        value = self.images.get(str(ref), {})
+        if isinstance(value, Exception):
+            raise value
+        return ImageFacts(**{**GOOD_IMAGE, **value})
+
+    def content_hash(self, ref):
+        return _hashlib.sha256(str(ref).encode()).hexdigest()
+
+
+class FakeBatchStore:
+    def __init__(self, jobs: FakeJobStore) -> None:
+        self.jobs = jobs
+        self.batches: dict[str, dict[str, Any]] = {}
+
+    def create_batch(self, batch):
+        if batch["batch_id"] in self.batches:
+            return False
+        self.batches[batch["batch_id"]] = copy.deepcopy(dict(batch))
+        return True
+
+    def get_batch(self, batch_id):
+        return copy.deepcopy(self.batches.get(batch_id))
+
+    def count_transition(self, batch_id, previous, current, *, now):
+        counts = self.batches[batch_id]["counts"]
+        counts[current] = counts.get(current, 0) + 1
+        if previous:
+            counts[previous] = counts.get(previous, 0) - 1
+        return copy.deepcopy(self.batches[batch_id])
+
+    def mark_chunk_expanded(self, batch_id, chunk, *, now):
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            return None
+        batch.setdefault("chunks_done", set()).add(chunk)
+        if len(batch["chunks_done"]) >= batch["chunks_total"]:
+            batch["expanded"] = True
+        return copy.deepcopy(batch)
+
+    def claim_completion(self, batch_id, *, now):
+        if self.batches[batch_id].get("completed_at"):
+            return False
+        self.batches[batch_id]["completed_at"] = now
+        return True
+
+    def batch_jobs(self, batch_id):
+        return iter(sorted((j for j in self.jobs.items.values() if j.batch_id == batch_id), key=lambda j: j.batch_row))
+
+
+class FakeElementCache:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def get(self, content_hash):
+        return copy.deepcopy(self.items.get(content_hash))
+
+    def claim(self, content_hash, *, task_id, now):
+        if self.items.get(content_hash, {}).get("task_id"):
+            return False
+        self.items[content_hash] = {"task_id": task_id}
+        return True
+
+    def complete(self, content_hash, *, element_id, now):
+        self.items[content_hash]["element_id"] = element_id
+
+    def forget(self, content_hash):
+        self.items.pop(content_hash, None)
+
+
+class FakeElementProvider(FakeProvider):
+    """A provider with an element library whose element tasks finish when told to."""
+
+    needs_element_library = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.element_tasks: dict[str, ElementTask] = {}
+
+    def create_element(self, *, external_id, frontal_url, reference_urls):
+        if any(t.task_id.endswith(external_id) for t in self.element_tasks.values()):
+            raise ProviderError("External_task_id already exists", provider_code=1201, retryable=False)
+        task = ElementTask(task_id=f"el-{len(self.element_tasks)}-{external_id}", state=TaskState.QUEUED)
+        self.element_tasks[task.task_id] = task
+        return task
+
+    def get_element(self, task_id):
+        return self.element_tasks[task_id]
+
+    def finish_elements(self):
+        for task_id, task in list(self.element_tasks.items()):
+            self.element_tasks[task_id] = ElementTask(task_id, TaskState.SUCCEEDED, element_id=str(9000 + len(task_id)))

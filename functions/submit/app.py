@@ -1,11 +1,15 @@
-"""Submit function: SQS batch of S3 upload notifications -> one job (and one provider task) each.
+"""Submit function: one SQS batch from the intake queue.
 
-Thin by design: parse the batch, call the submit use case per upload, report partial failures so
-only the failed messages come back (and, after maxReceiveCount, land in the DLQ).
+Messages are S3 upload notifications (clips, manifests, batch files) or the queue's own messages
+(a batch chunk to expand, a job to submit). Thin by design: parse, hand each to the dispatcher,
+report partial failures so only the failed messages come back (and, after maxReceiveCount, land
+in the DLQ). A job that must wait (provider busy, elements being created) shortens its message's
+visibility to the wait instead of sleeping.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -14,6 +18,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from clipedit.adapters.s3_notifications import uploads_from_sqs_body
 from clipedit.config import Settings
+from clipedit.domain.errors import RetryLater
+from clipedit.usecases.dispatch import MESSAGE_KIND
 from clipedit.wiring import Container
 
 logger = Logger()
@@ -21,14 +27,25 @@ container = Container(Settings.from_env())  # validated at cold start
 
 
 def record_handler(record: SQSRecord) -> None:
-    for upload in uploads_from_sqs_body(record.body):
-        outcome = container.submit_clip(upload)
-        if outcome.job_id:
+    try:
+        body = json.loads(record.body)
+        if isinstance(body, dict) and MESSAGE_KIND in body:
+            outcomes = container.dispatcher.message(body)
+        else:
+            outcomes = [o for upload in uploads_from_sqs_body(record.body) for o in container.dispatcher.upload(upload)]
+    except RetryLater as wait:
+        if wait.delay_seconds is not None:
+            container.queue.retry_later(record.receipt_handle, wait.delay_seconds)
+        logger.info("retry later", extra={"reason": wait.message, "delay_seconds": wait.delay_seconds})
+        raise
+    except json.JSONDecodeError:
+        outcomes = list(uploads_from_sqs_body(record.body))  # raises MalformedNotification with the reason
+    for outcome in outcomes:
+        if getattr(outcome, "job_id", None):
             logger.set_correlation_id(outcome.job_id)
-        logger.info(
-            "upload handled",
-            extra={"job_id": outcome.job_id, "status": outcome.status, "key": upload.key, "detail": outcome.detail},
-        )
+        logger.info("intake message handled", extra={"job_id": getattr(outcome, "job_id", None),
+                                                    "status": getattr(outcome, "status", None),
+                                                    "detail": getattr(outcome, "detail", "")})
 
 
 @logger.inject_lambda_context

@@ -114,6 +114,15 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def _role_statements(cfn: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in cfn["Resources"][role_id]["Properties"].get("Policies", [])
+        for statement in _as_list(policy["PolicyDocument"]["Statement"])
+        if statement.get("Effect") == "Allow"
+    ]
+
+
 def _role_actions(cfn: dict[str, Any], role_id: str) -> set[str]:
     """Actions a role's inline policies allow (its trust policy is not a permission)."""
     return {
@@ -265,11 +274,16 @@ def test_sqs_event_source_reports_partial_failures_and_caps_concurrency(cfn: dic
 
 def test_inbox_notifies_the_intake_queue_for_every_created_object(cfn: dict[str, Any]) -> None:
     inbox = cfn["Resources"]["InboxBucket"]
-    (queue_config,) = inbox["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
-    assert queue_config["Event"] == "s3:ObjectCreated:*"
-    assert queue_config["Queue"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
-    rules = queue_config["Filter"]["S3Key"]["Rules"]
-    assert rules == [{"Name": "prefix", "Value": {"Ref": "IncomingPrefix"}}]
+    configs = inbox["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    prefixes = []
+    for queue_config in configs:
+        assert queue_config["Event"] == "s3:ObjectCreated:*"
+        assert queue_config["Queue"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
+        (rule,) = queue_config["Filter"]["S3Key"]["Rules"]
+        assert rule["Name"] == "prefix"
+        prefixes.append(rule["Value"])
+    # Clips, manifests and batches; never presets (they are read on demand) nor the whole bucket.
+    assert prefixes == [{"Ref": "IncomingPrefix"}, {"Ref": "JobsPrefix"}, {"Ref": "BatchesPrefix"}]
     assert "IntakeQueuePolicy" in _as_list(inbox.get("DependsOn", []))
 
 
@@ -331,7 +345,11 @@ def test_function_roles_are_least_privilege(cfn: dict[str, Any]) -> None:
     assert "states:StartExecution" not in finalize
     assert not {a for a in finalize if a.startswith("states:")}
     assert {"s3:PutObject", "s3:AbortMultipartUpload"} <= finalize
-    assert not {a for a in submit if a.startswith("s3:Put") or a.startswith("s3:Delete")}
+    assert not {a for a in submit if a.startswith("s3:Delete")}
+    # Submit writes only batch results, next to the batch, never clips or outputs.
+    for statement in _role_statements(cfn, "SubmitFunctionRole"):
+        if any(a.startswith("s3:Put") for a in _as_list(statement["Action"])):
+            assert "${BatchesPrefix}*" in json.dumps(statement["Resource"])
     assert not {a for a in submit | finalize if a.startswith("dynamodb:") and a.endswith(("Scan", "DeleteItem"))}
     machine = _role_actions(cfn, "PollerStateMachineRole")
     assert machine == {"lambda:InvokeFunction"}

@@ -8,7 +8,7 @@ import pytest
 
 from clipedit.domain.job import Job, JobStatus
 from clipedit.ports import TaskState
-from clipedit.usecases.common import iso
+from clipedit.usecases.common import StatusRecorder, iso
 from clipedit.usecases.finalize import CallbackRejected, FinalizeJob, FinalizeSettings
 from clipedit.usecases.submit import hash_token
 from tests.fakes import FakeClock, FakeEvents, FakeFetcher, FakeJobStore, FakeObjectStore, FakeProvider
@@ -21,7 +21,8 @@ def world():
     jobs, storage, provider = FakeJobStore(), FakeObjectStore(), FakeProvider()
     fetcher, events, clock = FakeFetcher({RESULT_URL: bytes(range(256)) * 40}), FakeEvents(), FakeClock()
     finalize = FinalizeJob(
-        jobs=jobs, storage=storage, provider=provider, fetcher=fetcher, events=events, clock=clock,
+        jobs=jobs, storage=storage, provider=provider, fetcher=fetcher, clock=clock,
+        recorder=StatusRecorder(events=events, now=lambda: iso(clock.now())),
         settings=FinalizeSettings(outputs_bucket="outputs", incoming_prefix="incoming/", output_prefix="edited/"),
     )
     task = provider.submit(

@@ -1,81 +1,102 @@
-"""Submit use case against in-memory ports: idempotency, rejection, provider errors."""
+"""Intake + submit on in-memory ports: idempotency, rejection before any spend, provider errors."""
 
 from __future__ import annotations
 
 import pytest
 
-from clipedit.domain.errors import ProviderError, RetryLater
+from clipedit.domain.errors import MediaRejected, ProviderError, RetryLater
 from clipedit.domain.job import JobStatus
 from clipedit.domain.spec import SpecDefaults
-from clipedit.usecases.submit import SubmitClip, SubmitSettings, UploadedObject, hash_token
-from tests.fakes import FakeClock, FakeEvents, FakeJobStore, FakeObjectStore, FakeProvider, FakeWorkflow
+from clipedit.usecases.common import StatusRecorder, iso
+from clipedit.usecases.dispatch import IntakeDispatcher
+from clipedit.usecases.intake import Intake, IntakeSettings, UploadedObject
+from clipedit.usecases.submit import SubmitJob, SubmitSettings, hash_token
+from tests.fakes import (
+    FakeBatchStore, FakeClock, FakeDocuments, FakeElementCache, FakeEvents, FakeInspector, FakeJobStore,
+    FakeObjectStore, FakeProvider, FakeQueue, FakeWorkflow,
+)
 
 BUCKET = "inbox"
 
 
+class World:
+    def __init__(self, provider=None, default_preset=None):
+        self.jobs, self.storage = FakeJobStore(), FakeObjectStore()
+        self.provider = provider or FakeProvider()
+        self.workflow, self.events, self.clock = FakeWorkflow(), FakeEvents(), FakeClock()
+        self.queue, self.inspector, self.elements = FakeQueue(), FakeInspector(), FakeElementCache()
+        self.documents, self.batches = FakeDocuments(self.storage), FakeBatchStore(self.jobs)
+        recorder = StatusRecorder(events=self.events, batches=self.batches, documents=self.documents,
+                                  now=lambda: iso(self.clock.now()))
+        tokens = iter(f"token-{i}" for i in range(1000))
+        self.intake = Intake(
+            jobs=self.jobs, batches=self.batches, documents=self.documents, queue=self.queue,
+            head_metadata=lambda ref: self.storage.head(ref).metadata, clock=self.clock,
+            settings=IntakeSettings(inbox_bucket=BUCKET, default_preset=default_preset, defaults=SpecDefaults()),
+            provider_name=self.provider.name, recorder=recorder,
+        )
+        self.submit_job = SubmitJob(
+            jobs=self.jobs, storage=self.storage, inspector=self.inspector, provider=self.provider,
+            elements=self.elements, workflow=self.workflow, recorder=recorder, clock=self.clock,
+            settings=SubmitSettings(callback_base_url="https://api.example/", presign_ttl_seconds=900,
+                                    poll_interval_seconds=30, job_deadline_seconds=3600),
+            new_token=lambda: next(tokens),
+        )
+        self.dispatch = IntakeDispatcher(intake=self.intake, submit_job=self.submit_job, queue=self.queue)
+
+    def upload(self, key="incoming/clip.mp4", version="v1", metadata=None, body=b"x" * 1000):
+        if metadata is not None:
+            self.storage.put(BUCKET, key, body, metadata)
+        return self.dispatch.upload(UploadedObject(BUCKET, key, version, '"e"', "seq", len(body)))
+
+    def drain(self):
+        """Deliver the queue's own messages, as SQS would."""
+        while self.queue.sent:
+            self.dispatch.message(self.queue.sent.pop(0))
+
+
 @pytest.fixture
 def world():
-    jobs, storage, provider = FakeJobStore(), FakeObjectStore(), FakeProvider()
-    workflow, events, clock = FakeWorkflow(), FakeEvents(), FakeClock()
-    tokens = iter(f"token-{i}" for i in range(100))
-    submit = SubmitClip(
-        jobs=jobs, storage=storage, provider=provider, workflow=workflow, events=events, clock=clock,
-        settings=SubmitSettings(
-            callback_base_url="https://api.example/", presign_ttl_seconds=900,
-            poll_interval_seconds=30, job_deadline_seconds=3600, defaults=SpecDefaults(),
-        ),
-        new_token=lambda: next(tokens),
-    )
-    return submit, jobs, storage, provider, workflow, events
-
-
-def upload(key="incoming/clip.mp4", version="v1", size=1000):
-    return UploadedObject(BUCKET, key, version, '"e"', "seq", size)
+    return World()
 
 
 def test_upload_with_prompt_is_submitted_once_with_a_poller(world):
-    submit, jobs, storage, provider, workflow, events = world
-    storage.put(BUCKET, "incoming/clip.mp4", b"x" * 1000, {"prompt": "Make it @Video1 at night", "mode": "std"})
-    outcome = submit(upload())
-    job = jobs.get(outcome.job_id)
+    (outcome,) = world.upload(metadata={"prompt": "Make it @Video1 at night", "mode": "std"})
+    job = world.jobs.get(outcome.job_id)
     assert job.status == JobStatus.SUBMITTED
-    assert job.provider_task_id in provider.tasks
+    assert job.provider_task_id in world.provider.tasks
     assert job.mode == "std" and job.model == "o3" and job.keep_audio is True
-    assert workflow.started == {outcome.job_id: 30}
-    request = provider.requests[0]
+    assert job.video_facts["width"] == 1280 and job.planned_output_key == "edited/clip.mp4"
+    assert world.workflow.started == {outcome.job_id: 30}
+    request = world.provider.requests[0]
     assert request.external_id == outcome.job_id
     assert request.video_url.startswith("https://presigned.example/inbox/incoming/clip.mp4")
     assert request.callback_url == f"https://api.example/callbacks/kling/{outcome.job_id}?token=token-0"
     assert job.callback_token_hash == hash_token("token-0")  # only the hash is kept
     assert [h["status"] for h in job.status_history] == ["RECEIVED", "QUEUED", "SUBMITTED"]
-    assert [d["status"] for _, d in events.published] == ["QUEUED", "SUBMITTED"]
+    assert [d["status"] for _, d in world.events.published] == ["QUEUED", "SUBMITTED"]
 
 
 def test_same_event_three_times_makes_one_job_and_one_task(world):
-    submit, jobs, storage, provider, workflow, _ = world
-    storage.put(BUCKET, "incoming/clip.mp4", b"x" * 10, {"prompt": "p"})
-    ids = {submit(upload()).job_id for _ in range(3)}
-    assert len(ids) == 1 and len(jobs.items) == 1
-    assert len(provider.requests) == 1 and len(provider.tasks) == 1
-    assert len(workflow.started) == 1
+    ids = {world.upload(metadata={"prompt": "p"})[0].job_id for _ in range(3)}
+    assert len(ids) == 1 and len(world.jobs.items) == 1
+    assert len(world.provider.requests) == 1 and len(world.provider.tasks) == 1
+    assert len(world.workflow.started) == 1
 
 
 def test_new_version_at_same_key_is_a_new_job(world):
-    submit, jobs, storage, provider, _, _ = world
-    storage.put(BUCKET, "incoming/clip.mp4", b"x" * 10, {"prompt": "p"})
-    first = submit(upload(version="v1")).job_id
-    second = submit(upload(version="v2")).job_id
-    assert first != second and len(provider.tasks) == 2
+    first = world.upload(metadata={"prompt": "p"}, version="v1")[0].job_id
+    second = world.upload(metadata={"prompt": "p"}, version="v2")[0].job_id
+    assert first != second and len(world.provider.tasks) == 2
 
 
 def test_missing_prompt_is_rejected_without_calling_the_provider(world):
-    submit, jobs, storage, provider, workflow, events = world
-    storage.put(BUCKET, "incoming/clip.mp4", b"x" * 10, {})
-    job = jobs.get(submit(upload()).job_id)
+    world.upload(metadata={})
+    (job,) = world.jobs.items.values()
     assert job.status == JobStatus.REJECTED
     assert job.error_code == "MISSING_PROMPT" and "x-amz-meta-prompt" in job.error_message
-    assert provider.requests == [] and workflow.started == {}
-    assert events.published[-1][1]["status"] == "REJECTED"
+    assert world.provider.requests == [] and world.workflow.started == {}
+    assert world.events.published[-1][1]["status"] == "REJECTED"
 
 
 @pytest.mark.parametrize(
@@ -86,61 +107,59 @@ def test_missing_prompt_is_rejected_without_calling_the_provider(world):
         ({"prompt": "p", "keep-audio": "maybe"}, "INVALID_KEEP_AUDIO"),
         ({"prompt": "x" * 2501}, "PROMPT_TOO_LONG"),
         ({"prompt": "put @Image1 behind the subject"}, "UNKNOWN_REFERENCE"),
+        ({"prompt": "p", "preset": "nope"}, "UNKNOWN_PRESET"),
+        ({"prompt": "p", "spec": "specs/missing.json"}, "REFERENCE_UNREADABLE"),
     ],
 )
 def test_bad_metadata_is_rejected_with_a_specific_code(world, metadata, code):
-    submit, jobs, storage, provider, _, _ = world
-    storage.put(BUCKET, "incoming/clip.mp4", b"x" * 10, metadata)
-    job = jobs.get(submit(upload()).job_id)
+    world.upload(metadata=metadata)
+    (job,) = world.jobs.items.values()
     assert (job.status, job.error_code) == (JobStatus.REJECTED, code)
-    assert provider.requests == []
+    assert world.provider.requests == []
 
 
-def test_oversized_clip_is_rejected(world):
-    submit, jobs, storage, _, _, _ = world
-    storage.put(BUCKET, "incoming/clip.mp4", b"", {"prompt": "p"})
-    storage.objects[(BUCKET, "incoming/clip.mp4")]["body"] = b"x" * (200 * 1024 * 1024 + 1)
-    job = jobs.get(submit(upload()).job_id)
-    assert job.error_code == "CLIP_TOO_LARGE"
+@pytest.mark.parametrize(
+    ("facts", "code"),
+    [({"size_bytes": 200 * 1024 * 1024 + 1}, "CLIP_TOO_LARGE"), ({"duration_seconds": 2.0}, "CLIP_TOO_SHORT"),
+     ({"width": 854, "height": 480}, "RESOLUTION_TOO_LOW"), ({"fps": 90.0}, "FPS_TOO_HIGH"),
+     (MediaRejected("not a video", code="NOT_A_VIDEO"), "NOT_A_VIDEO")],
+)
+def test_media_outside_the_limits_is_rejected_before_the_provider(world, facts, code):
+    world.inspector.videos["s3://inbox/incoming/clip.mp4?versionId=v1"] = facts
+    world.upload(metadata={"prompt": "p"})
+    (job,) = world.jobs.items.values()
+    assert (job.status, job.error_code) == (JobStatus.REJECTED, code)
+    assert world.provider.requests == []
 
 
 def test_non_video_keys_are_ignored_and_any_case_is_accepted(world):
-    submit, jobs, storage, _, _, _ = world
-    assert submit(upload(key="incoming/notes.txt")).status == "IGNORED"
-    storage.put(BUCKET, "incoming/CLIP.MOV", b"x", {"prompt": "p"})
-    assert submit(upload(key="incoming/CLIP.MOV")).status == "SUBMITTED"
+    assert world.upload(key="incoming/notes.txt")[0].status == "IGNORED"
+    assert world.upload(key="incoming/CLIP.MOV", metadata={"prompt": "p"})[0].status == "SUBMITTED"
 
 
 def test_retryable_provider_error_leaves_job_queued_and_asks_for_redelivery(world):
-    submit, jobs, storage, provider, workflow, _ = world
-    storage.put(BUCKET, "incoming/clip.mp4", b"x", {"prompt": "p"})
-    provider.submit_errors.append(ProviderError("busy", provider_code=1303, retryable=True))
+    world.provider.submit_errors.append(ProviderError("busy", provider_code=1303, retryable=True))
     with pytest.raises(RetryLater):
-        submit(upload())
-    (job,) = jobs.items.values()
-    assert job.status == JobStatus.QUEUED and workflow.started == {}
-    assert submit(upload()).status == "SUBMITTED"  # the redelivered message goes through
-    assert len(provider.tasks) == 1
+        world.upload(metadata={"prompt": "p"})
+    (job,) = world.jobs.items.values()
+    assert job.status == JobStatus.QUEUED and world.workflow.started == {}
+    assert world.upload()[0].status == "SUBMITTED"  # the redelivered message goes through
+    assert len(world.provider.tasks) == 1
 
 
 def test_deterministic_provider_error_fails_the_job_with_the_reason(world):
-    submit, jobs, storage, provider, workflow, _ = world
-    storage.put(BUCKET, "incoming/clip.mp4", b"x", {"prompt": "p"})
-    provider.submit_errors.append(
-        ProviderError("Kling error 1301: content security policy", provider_code=1301, retryable=False, code="KLING_1301")
-    )
-    job = jobs.get(submit(upload()).job_id)
+    world.provider.submit_errors.append(
+        ProviderError("Kling error 1301: content security policy", provider_code=1301, retryable=False, code="KLING_1301"))
+    (outcome,) = world.upload(metadata={"prompt": "p"})
+    job = world.jobs.get(outcome.job_id)
     assert (job.status, job.error_code) == (JobStatus.FAILED, "KLING_1301")
-    assert "content security" in job.error_message and workflow.started == {}
+    assert "content security" in job.error_message and world.workflow.started == {}
 
 
 def test_task_created_by_a_lost_attempt_is_adopted_not_duplicated(world):
-    submit, jobs, storage, provider, workflow, _ = world
-    storage.put(BUCKET, "incoming/clip.mp4", b"x", {"prompt": "p"})
-    outcome = submit(upload())
+    (outcome,) = world.upload(metadata={"prompt": "p"})
     # Simulate a crash between the provider call and the record: the job is QUEUED again.
-    jobs.items[outcome.job_id].status = JobStatus.QUEUED
-    jobs.items[outcome.job_id].provider_task_id = None
-    again = submit(upload())
-    assert again.status == "SUBMITTED" and len(provider.tasks) == 1
-    assert jobs.get(outcome.job_id).provider_task_id in provider.tasks
+    world.jobs.items[outcome.job_id].status = JobStatus.QUEUED
+    world.jobs.items[outcome.job_id].provider_task_id = None
+    assert world.upload()[0].status == "SUBMITTED" and len(world.provider.tasks) == 1
+    assert world.jobs.get(outcome.job_id).provider_task_id in world.provider.tasks

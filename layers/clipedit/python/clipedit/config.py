@@ -29,6 +29,12 @@ class Settings:
     poll_interval_seconds: int = 30
     job_deadline_seconds: int = 3600
     presign_ttl_seconds: int = 3600
+    jobs_prefix: str = "jobs/"
+    batches_prefix: str = "batches/"
+    presets_prefix: str = "presets/"
+    default_preset: str | None = None
+    allowed_input_buckets: frozenset[str] = frozenset()
+    intake_queue_url: str | None = None  # submit only (fan-out of manifests and batches)
     state_machine_arn: str | None = None  # submit only
     callback_base_url: str | None = None  # submit only
     secret_max_age_seconds: int = 300
@@ -97,6 +103,12 @@ class Settings:
             poll_interval_seconds=integer("POLL_INTERVAL_SECONDS", 30, 0, 3600),
             job_deadline_seconds=integer("JOB_DEADLINE_SECONDS", 3600, 1, 7 * 24 * 3600),
             presign_ttl_seconds=integer("PRESIGN_TTL_SECONDS", 3600, 60, 7 * 24 * 3600),
+            jobs_prefix=prefix("JOBS_PREFIX", "jobs/"),
+            batches_prefix=prefix("BATCHES_PREFIX", "batches/"),
+            presets_prefix=prefix("PRESETS_PREFIX", "presets/"),
+            default_preset=env.get("DEFAULT_PRESET", "").strip() or None,
+            allowed_input_buckets=frozenset(b.strip() for b in env.get("ALLOWED_INPUT_BUCKETS", "").split(",") if b.strip()),
+            intake_queue_url=env.get("INTAKE_QUEUE_URL", "").strip() or None,
             state_machine_arn=env.get("STATE_MACHINE_ARN", "").strip() or None,
             callback_base_url=url("CALLBACK_BASE_URL", None),
             secret_max_age_seconds=integer("SECRET_MAX_AGE_SECONDS", 300, 0, 86400),

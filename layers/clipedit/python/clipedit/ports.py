@@ -70,6 +70,35 @@ class ObjectStore(Protocol):
         when complete (nothing partial on failure). Returns the byte count."""
 
 
+class DocumentStore(Protocol):
+    """Reads the small text documents users upload: manifests, presets, batch files."""
+
+    def read_text(self, ref: ObjectRef, *, max_bytes: int) -> str | None:
+        """The object's text (UTF-8), None if it does not exist; SpecError if over ``max_bytes``."""
+
+    def iter_lines(self, ref: ObjectRef) -> Iterator[str]:
+        """The object's lines, streamed (a 10,000-row batch is never held whole)."""
+
+    def put_text(self, bucket: str, key: str, text_chunks: Iterable[str], *, content_type: str) -> None: ...
+
+
+class MediaInspector(Protocol):
+    """Facts about media read with ranged requests (never the whole clip)."""
+
+    def video(self, ref: Any) -> Any:
+        """VideoFacts, or MediaRejected."""
+
+    def image(self, ref: Any) -> Any:
+        """ImageFacts, or MediaRejected."""
+
+    def content_hash(self, ref: Any) -> str:
+        """SHA-256 of the bytes (for small images: element cache keys)."""
+
+
+class MessageQueue(Protocol):
+    def send_all(self, bodies: list[dict[str, Any]], *, delay_seconds: int = 0) -> None: ...
+
+
 class MediaFetcher(Protocol):
     def open(self, url: str) -> AbstractContextManager[Iterator[bytes]]:
         """Stream a provider result URL as byte chunks."""
@@ -101,6 +130,7 @@ class EditRequest:
     keep_audio: bool
     callback_url: str | None = None
     image_urls: tuple[str, ...] = ()
+    element_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,8 +146,19 @@ class ProviderTask:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ElementTask:
+    task_id: str
+    state: TaskState
+    element_id: str | None = None
+    message: str | None = None
+
+
 class EditProvider(Protocol):
     name: str
+    # True when elements must be created in the provider's library first (Kling direct); False
+    # when the edit call takes them inline (fal).
+    needs_element_library: bool
 
     def submit(self, request: EditRequest) -> ProviderTask:
         """Create the task. Raises ProviderError (with ``retryable``) when refused."""
@@ -126,6 +167,10 @@ class EditProvider(Protocol):
 
     def find_by_external_id(self, external_id: str) -> ProviderTask | None:
         """The task created earlier with this external id, if any (idempotent resubmission)."""
+
+    def create_element(self, *, external_id: str, frontal_url: str, reference_urls: list[str]) -> ElementTask: ...
+
+    def get_element(self, task_id: str) -> ElementTask: ...
 
 
 # --- workflow, events, clock, tokens ----------------------------------------------------------
@@ -143,3 +188,38 @@ class EventPublisher(Protocol):
 class Clock(Protocol):
     def now(self) -> float:
         """Seconds since the epoch."""
+
+
+# --- batches and the element cache (same table as the jobs) -------------------------------------
+
+
+class BatchStore(Protocol):
+    def create_batch(self, batch: Mapping[str, Any]) -> bool:
+        """Insert the batch record unless it exists; True if this call created it."""
+
+    def get_batch(self, batch_id: str) -> dict[str, Any] | None: ...
+
+    def count_transition(self, batch_id: str, previous: str | None, current: str, *, now: str) -> dict[str, Any]:
+        """Move one job's count from ``previous`` to ``current``; returns the updated record."""
+
+    def mark_chunk_expanded(self, batch_id: str, chunk: int, *, now: str) -> dict[str, Any] | None:
+        """Record that a chunk's jobs exist (idempotent); returns the record, flagged ``expanded``
+        once every chunk is done."""
+
+    def claim_completion(self, batch_id: str, *, now: str) -> bool:
+        """True for exactly one caller once every row is terminal."""
+
+    def batch_jobs(self, batch_id: str) -> Iterator[Job]:
+        """The batch's jobs in row order (an index query, never a scan)."""
+
+
+class ElementCache(Protocol):
+    def get(self, content_hash: str) -> dict[str, Any] | None: ...
+
+    def claim(self, content_hash: str, *, task_id: str, now: str) -> bool:
+        """Record that this caller is creating the element; False if someone already is/did."""
+
+    def complete(self, content_hash: str, *, element_id: str, now: str) -> None: ...
+
+    def forget(self, content_hash: str) -> None:
+        """Drop a failed creation so the next job tries again."""

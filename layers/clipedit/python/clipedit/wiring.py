@@ -12,8 +12,11 @@ from typing import Any
 from clipedit.config import Settings
 from clipedit.domain.errors import ConfigError
 from clipedit.domain.spec import SpecDefaults
+from clipedit.usecases.common import StatusRecorder, iso
+from clipedit.usecases.dispatch import IntakeDispatcher
 from clipedit.usecases.finalize import FinalizeJob, FinalizeSettings
-from clipedit.usecases.submit import SubmitClip, SubmitSettings
+from clipedit.usecases.intake import Intake, IntakeSettings
+from clipedit.usecases.submit import SubmitJob, SubmitSettings
 
 # Kling answers create/query in well under a second; a result download may take longer per chunk.
 API_TIMEOUT = {"connect": 5.0, "read": 20.0, "write": 20.0, "pool": 5.0}
@@ -105,26 +108,91 @@ class Container:
 
         return HttpMediaFetcher(httpx.Client(timeout=httpx.Timeout(**DOWNLOAD_TIMEOUT), follow_redirects=True))
 
+    @cached_property
+    def batches(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.dynamo_jobs import DynamoBatchStore
+
+        return DynamoBatchStore(self.settings.jobs_table, self._client("dynamodb"))
+
+    @cached_property
+    def element_cache(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.dynamo_jobs import DynamoElementCache
+
+        return DynamoElementCache(self.settings.jobs_table, self._client("dynamodb"))
+
+    @cached_property
+    def documents(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.s3_documents import S3Documents
+
+        return S3Documents(self._client("s3"))
+
+    @cached_property
+    def queue(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.s3_documents import SqsQueue
+
+        if not self.settings.intake_queue_url:
+            raise ConfigError("INTAKE_QUEUE_URL is required by the submit function")
+        return SqsQueue(self._client("sqs"), self.settings.intake_queue_url)
+
+    @cached_property
+    def inspector(self):  # type: ignore[no-untyped-def]
+        import httpx
+
+        from clipedit.adapters.media_inspector import RangeMediaInspector
+
+        return RangeMediaInspector(self._client("s3"), httpx.Client(timeout=httpx.Timeout(**API_TIMEOUT)))
+
+    @cached_property
+    def recorder(self) -> StatusRecorder:
+        clock = SystemClock()
+        return StatusRecorder(events=self.events, batches=self.batches, documents=self.documents,
+                              now=lambda: iso(clock.now()))
+
     # --- use cases ----------------------------------------------------------------------------
 
     @cached_property
-    def submit_clip(self) -> SubmitClip:
+    def intake(self) -> Intake:
         s = self.settings
-        return SubmitClip(
+        return Intake(
+            jobs=self.jobs,
+            batches=self.batches,
+            documents=self.documents,
+            queue=self.queue,
+            head_metadata=lambda ref: self.storage.head(ref).metadata,
+            clock=SystemClock(),
+            settings=IntakeSettings(
+                inbox_bucket=s.inbox_bucket, incoming_prefix=s.incoming_prefix, jobs_prefix=s.jobs_prefix,
+                batches_prefix=s.batches_prefix, presets_prefix=s.presets_prefix, output_prefix=s.output_prefix,
+                default_preset=s.default_preset, allowed_buckets=s.allowed_input_buckets,
+                defaults=SpecDefaults(mode=s.default_mode, model=s.default_model),
+            ),
+            provider_name=self.provider.name,
+            recorder=self.recorder,
+        )
+
+    @cached_property
+    def submit_job(self) -> SubmitJob:
+        s = self.settings
+        return SubmitJob(
             jobs=self.jobs,
             storage=self.storage,
+            inspector=self.inspector,
             provider=self.provider,
+            elements=self.element_cache,
             workflow=self.workflow,
-            events=self.events,
+            recorder=self.recorder,
             clock=SystemClock(),
             settings=SubmitSettings(
                 callback_base_url=s.callback_base_url,
                 presign_ttl_seconds=s.presign_ttl_seconds,
                 poll_interval_seconds=s.poll_interval_seconds,
                 job_deadline_seconds=s.job_deadline_seconds,
-                defaults=SpecDefaults(mode=s.default_mode, model=s.default_model),
             ),
         )
+
+    @cached_property
+    def dispatcher(self) -> IntakeDispatcher:
+        return IntakeDispatcher(intake=self.intake, submit_job=self.submit_job, queue=self.queue)
 
     @cached_property
     def finalize_job(self) -> FinalizeJob:
@@ -134,7 +202,7 @@ class Container:
             storage=self.storage,
             provider=self.provider,
             fetcher=self.fetcher,
-            events=self.events,
+            recorder=self.recorder,
             clock=SystemClock(),
             settings=FinalizeSettings(
                 outputs_bucket=s.outputs_bucket,

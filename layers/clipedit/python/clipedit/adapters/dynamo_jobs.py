@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields as dataclass_fields
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -191,3 +191,146 @@ class DynamoJobStore:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+
+BATCH_PREFIX = "batch#"
+ELEMENT_PREFIX = "element#"
+BY_BATCH_INDEX = "by-batch"
+
+
+class DynamoBatchStore:
+    """Batch records live in the jobs table under ``batch#<id>`` (single-table design: no extra
+    table to deploy or pay for). Their status attribute is ``batch_status`` so they never show up
+    in the by-status index of jobs."""
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
+
+    def _key(self, batch_id: str) -> dict[str, Any]:
+        return {"job_id": {"S": BATCH_PREFIX + batch_id}}
+
+    def create_batch(self, batch: Mapping[str, Any]) -> bool:
+        item = {k: _serializer.serialize(_dynamo_value(v)) for k, v in batch.items() if v is not None}
+        item["job_id"] = {"S": BATCH_PREFIX + batch["batch_id"]}
+        try:
+            self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        item = self._client.get_item(TableName=self._table, Key=self._key(batch_id), ConsistentRead=True).get("Item")
+        return _plain_item(item) if item else None
+
+    def count_transition(self, batch_id: str, previous: str | None, current: str, *, now: str) -> dict[str, Any]:
+        names = {"#counts": "counts", "#cur": current, "#updated": "updated_at"}
+        values: dict[str, Any] = {":one": {"N": "1"}, ":now": {"S": now}}
+        expression = "ADD #counts.#cur :one"
+        if previous:
+            names["#prev"] = previous
+            values[":minus"] = {"N": "-1"}
+            expression += ", #counts.#prev :minus"
+        response = self._client.update_item(
+            TableName=self._table, Key=self._key(batch_id), UpdateExpression=expression + " SET #updated = :now",
+            ConditionExpression="attribute_exists(job_id)", ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
+        )
+        return _plain_item(response["Attributes"])
+
+    def mark_chunk_expanded(self, batch_id: str, chunk: int, *, now: str) -> dict[str, Any] | None:
+        try:
+            response = self._client.update_item(
+                TableName=self._table, Key=self._key(batch_id),
+                UpdateExpression="ADD #done :chunk SET #updated = :now",
+                ConditionExpression="attribute_exists(job_id)",
+                ExpressionAttributeNames={"#done": "chunks_done", "#updated": "updated_at"},
+                ExpressionAttributeValues={":chunk": {"NS": [str(chunk)]}, ":now": {"S": now}},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        batch = _plain_item(response["Attributes"])
+        if len(batch.get("chunks_done", [])) >= int(batch.get("chunks_total", 0)) and not batch.get("expanded"):
+            self._client.update_item(
+                TableName=self._table, Key=self._key(batch_id), UpdateExpression="SET #e = :t, #s = :running",
+                ExpressionAttributeNames={"#e": "expanded", "#s": "batch_status"},
+                ExpressionAttributeValues={":t": {"BOOL": True}, ":running": {"S": "RUNNING"}},
+            )
+            batch["expanded"] = True
+        return batch
+
+    def claim_completion(self, batch_id: str, *, now: str) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table, Key=self._key(batch_id),
+                UpdateExpression="SET #s = :done, #completed = :now",
+                ConditionExpression="attribute_not_exists(#completed)",
+                ExpressionAttributeNames={"#s": "batch_status", "#completed": "completed_at"},
+                ExpressionAttributeValues={":done": {"S": "COMPLETED"}, ":now": {"S": now}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def batch_jobs(self, batch_id: str) -> Iterator[Job]:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table, IndexName=BY_BATCH_INDEX, KeyConditionExpression="batch_id = :b",
+            ExpressionAttributeValues={":b": {"S": batch_id}},
+        ):
+            for item in page["Items"]:
+                yield _from_item(item)
+
+
+class DynamoElementCache:
+    """Kling element ids by content hash, in the jobs table under ``element#<sha256>``."""
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
+
+    def _key(self, content_hash: str) -> dict[str, Any]:
+        return {"job_id": {"S": ELEMENT_PREFIX + content_hash}}
+
+    def get(self, content_hash: str) -> dict[str, Any] | None:
+        item = self._client.get_item(TableName=self._table, Key=self._key(content_hash), ConsistentRead=True).get("Item")
+        return _plain_item(item) if item else None
+
+    def claim(self, content_hash: str, *, task_id: str, now: str) -> bool:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={**self._key(content_hash), "task_id": {"S": task_id}, "created_at": {"S": now}},
+                # A forgotten (failed) creation leaves the item without a task: it may be claimed again.
+                ConditionExpression="attribute_not_exists(job_id) OR attribute_not_exists(task_id)",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def complete(self, content_hash: str, *, element_id: str, now: str) -> None:
+        self._client.update_item(
+            TableName=self._table, Key=self._key(content_hash), UpdateExpression="SET element_id = :e, ready_at = :now",
+            ExpressionAttributeValues={":e": {"S": element_id}, ":now": {"S": now}},
+        )
+
+    def forget(self, content_hash: str) -> None:
+        self._client.update_item(TableName=self._table, Key=self._key(content_hash),
+                                 UpdateExpression="REMOVE task_id, element_id")
+
+
+def _plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    plain = {k: python_value(_deserializer.deserialize(v)) for k, v in item.items()}
+    for key, value in plain.items():
+        if isinstance(value, set):
+            plain[key] = sorted(python_value(v) for v in value)
+    return plain

@@ -18,7 +18,7 @@ import jwt
 
 from clipedit.domain.errors import ProviderError
 from clipedit.domain.prompt import to_kling_syntax
-from clipedit.ports import EditRequest, ProviderTask, TaskState
+from clipedit.ports import EditRequest, ElementTask, ProviderTask, TaskState
 
 MODEL_NAMES = {"o3": "kling-v3-omni", "o1": "kling-video-o1"}
 TOKEN_LIFETIME_SECONDS = 1800
@@ -90,6 +90,7 @@ class KlingTokenSource:
 
 class KlingProvider:
     name = "kling"
+    needs_element_library = True  # omni-video takes element ids, created beforehand
 
     def __init__(self, base_url: str, tokens: KlingTokenSource, client: httpx.Client) -> None:
         self._base = base_url.rstrip("/")
@@ -128,6 +129,37 @@ class KlingProvider:
                 return None
         return self._task(data) if data else None
 
+    def create_element(self, *, external_id: str, frontal_url: str, reference_urls: list[str]) -> ElementTask:
+        """``POST /v1/general/advanced-custom-elements`` (an async task, like an edit)."""
+        body = {
+            "element_name": external_id[:20],
+            "element_description": "clipedit element",
+            "reference_type": "image_refer",
+            "element_image_list": {
+                "frontal_image": frontal_url,
+                "refer_images": [{"image_url": url} for url in reference_urls],
+            },
+            "external_task_id": external_id,
+        }
+        return self._element_task(self._call("POST", "/v1/general/advanced-custom-elements", json=body))
+
+    def get_element(self, task_id: str) -> ElementTask:
+        return self._element_task(self._call("GET", f"/v1/general/advanced-custom-elements/{task_id}"))
+
+    @staticmethod
+    def _element_task(data: Any) -> ElementTask:
+        if not isinstance(data, dict) or not data.get("task_id"):
+            raise ProviderError("Kling's answer has no element task", retryable=True, code="PROVIDER_BAD_RESPONSE")
+        status = str(data.get("task_status", "")).lower()
+        elements = ((data.get("task_result") or {}).get("elements")) or []
+        element_id = elements[0].get("element_id") if elements else None
+        return ElementTask(
+            task_id=str(data["task_id"]),
+            state=STATE_BY_STATUS.get(status, TaskState.RUNNING),
+            element_id=str(element_id) if element_id not in (None, "") else None,
+            message=data.get("task_status_msg") or None,
+        )
+
     # --- request shaping ----------------------------------------------------------------------
 
     @staticmethod
@@ -147,6 +179,9 @@ class KlingProvider:
         }
         if request.image_urls:
             body["image_list"] = [{"image_url": url} for url in request.image_urls]
+        if request.element_ids:
+            # Kling documents element_id as a long; ids are kept as strings everywhere else.
+            body["element_list"] = [{"element_id": int(e) if str(e).isdigit() else e} for e in request.element_ids]
         if request.callback_url:
             body["callback_url"] = request.callback_url
         return body

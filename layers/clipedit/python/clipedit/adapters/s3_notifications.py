@@ -6,7 +6,7 @@ import json
 from typing import Any, Iterator
 from urllib.parse import unquote_plus
 
-from clipedit.usecases.submit import UploadedObject
+from clipedit.usecases.intake import UploadedObject
 
 
 class MalformedNotification(ValueError):

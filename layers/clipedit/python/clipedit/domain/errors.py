@@ -52,9 +52,14 @@ class ProviderError(ClipeditError):
 
 
 class RetryLater(ClipeditError):
-    """Transient condition: leave the work where it is (e.g. the SQS message) and try again later."""
+    """Transient condition: leave the work where it is (e.g. the SQS message) and try again later,
+    after ``delay_seconds`` when given (the message's visibility is shortened to it)."""
 
     code = "RETRY_LATER"
+
+    def __init__(self, message: str, *, delay_seconds: int | None = None) -> None:
+        super().__init__(message)
+        self.delay_seconds = delay_seconds
 
 
 class ConfigError(ClipeditError):

@@ -84,6 +84,19 @@ class Job:
     provider_units: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # What to edit and with what (issue "specs"): the video may differ from the uploaded object
+    # (a manifest or a batch row names it); references are stored as s3:// or https:// strings.
+    video_ref: str | None = None
+    image_urls: list[str] | None = None
+    elements: list[dict[str, Any]] | None = None
+    element_ids: list[str] | None = None
+    planned_output_key: str | None = None
+    tags: dict[str, str] | None = None
+    variant: str | None = None
+    preset: str | None = None
+    batch_id: str | None = None
+    batch_row: int | None = None
+    video_facts: dict[str, Any] | None = None
     status_history: list[dict[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -1,16 +1,18 @@
-"""Small helpers shared by the use cases: time formatting and job events."""
+"""Helpers shared by the use cases: time formatting, job events, batch progress."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
-from clipedit.domain.job import Job
-from clipedit.ports import EventPublisher
+from clipedit.domain.job import Job, TERMINAL_STATUSES
+from clipedit.ports import BatchStore, DocumentStore, EventPublisher
 
 JOB_EVENT_SOURCE = "clipedit.jobs"
 JOB_EVENT_DETAIL_TYPE = "Job Status Changed"
+BATCH_COMPLETED_DETAIL_TYPE = "Batch Completed"
+log = logging.getLogger(__name__)
 
 
 def iso(epoch_seconds: float) -> str:
@@ -33,7 +35,8 @@ def job_event_detail(job: Job, previous_status: str | None) -> dict[str, Any]:
         "provider_task_id": job.provider_task_id,
         "updated_at": job.updated_at,
     }
-    for name in ("output_bucket", "output_key", "output_size", "error_code", "error_message"):
+    for name in ("output_bucket", "output_key", "output_size", "error_code", "error_message", "batch_id",
+                 "batch_row", "variant", "tags"):
         value = getattr(job, name)
         if value is not None:
             detail[name] = value
@@ -46,4 +49,77 @@ def publish_status(events: EventPublisher, job: Job, previous_status: str | None
     try:
         events.publish(JOB_EVENT_DETAIL_TYPE, job_event_detail(job, previous_status))
     except Exception:
-        logging.getLogger(__name__).exception("job event not published", extra={"job_id": job.job_id})
+        log.exception("job event not published", extra={"job_id": job.job_id})
+
+
+RESULTS_HEADER = ["row", "job_id", "status", "output_key", "error_code", "error"]
+
+
+def results_key_for(batch_key: str) -> str:
+    """``batches/spring.csv`` -> ``batches/spring.results.csv``: next to the batch it describes."""
+    stem = batch_key.rsplit(".", 1)[0]
+    return f"{stem}.results.csv"
+
+
+class StatusRecorder:
+    """Everything that follows a job's status change: the job event, and for batch rows the
+    batch's counts, and once every row is terminal, the results file and a batch event."""
+
+    def __init__(
+        self,
+        *,
+        events: EventPublisher,
+        batches: BatchStore | None = None,
+        documents: DocumentStore | None = None,
+        now: Callable[[], str],
+    ) -> None:
+        self._events = events
+        self._batches = batches
+        self._documents = documents
+        self._now = now
+
+    def __call__(self, job: Job, previous_status: str | None) -> None:
+        publish_status(self._events, job, previous_status)
+        if job.batch_id and self._batches is not None:
+            self._count(job, previous_status)
+
+    def _count(self, job: Job, previous_status: str | None) -> None:
+        batch = self._batches.count_transition(job.batch_id, previous_status, job.status.value, now=self._now())
+        if job.status in TERMINAL_STATUSES:
+            self.complete_if_done(batch)
+
+    def complete_if_done(self, batch: dict[str, Any]) -> None:
+        counts = batch.get("counts") or {}
+        terminal = sum(int(counts.get(status.value, 0)) for status in TERMINAL_STATUSES)
+        if terminal < int(batch.get("total", 0)) or not batch.get("expanded"):
+            return
+        if not self._batches.claim_completion(batch["batch_id"], now=self._now()):
+            return
+        self._write_results(batch)
+        try:
+            self._events.publish(BATCH_COMPLETED_DETAIL_TYPE, {
+                "batch_id": batch["batch_id"], "source_bucket": batch["source_bucket"],
+                "source_key": batch["source_key"], "results_key": batch["results_key"],
+                "total": int(batch["total"]), "counts": {k: int(v) for k, v in counts.items()},
+            })
+        except Exception:
+            log.exception("batch event not published", extra={"batch_id": batch["batch_id"]})
+
+    def _write_results(self, batch: dict[str, Any]) -> None:
+        import csv
+        import io
+
+        def rows():
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(RESULTS_HEADER)
+            for job in self._batches.batch_jobs(batch["batch_id"]):
+                writer.writerow([job.batch_row, job.job_id, job.status.value, job.output_key or "",
+                                 job.error_code or "", job.error_message or ""])
+                if buffer.tell() > 64 * 1024:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue()
+
+        self._documents.put_text(batch["source_bucket"], batch["results_key"], rows(), content_type="text/csv")

@@ -17,14 +17,13 @@ from clipedit.domain.keys import output_key_for
 from clipedit.ports import (
     Clock,
     EditProvider,
-    EventPublisher,
     JobStore,
     MediaFetcher,
     ObjectStore,
     ProviderTask,
     TaskState,
 )
-from clipedit.usecases.common import iso, publish_status
+from clipedit.usecases.common import StatusRecorder, iso
 from clipedit.usecases.submit import hash_token
 
 # Longer than the finalize function's timeout, so a live finalize is never overtaken, while a
@@ -73,7 +72,7 @@ class FinalizeJob:
         storage: ObjectStore,
         provider: EditProvider,
         fetcher: MediaFetcher,
-        events: EventPublisher,
+        recorder: StatusRecorder,
         clock: Clock,
         settings: FinalizeSettings,
     ) -> None:
@@ -81,7 +80,7 @@ class FinalizeJob:
         self._storage = storage
         self._provider = provider
         self._fetcher = fetcher
-        self._events = events
+        self._recorder = recorder
         self._clock = clock
         self._settings = settings
 
@@ -144,7 +143,7 @@ class FinalizeJob:
                 job.job_id, JobStatus.PROCESSING, now=iso(self._clock.now())
             )
             if moved is not None:
-                publish_status(self._events, moved, job.status.value)
+                self._recorder(moved, job.status.value)
                 job = moved
         return self._outcome(job)
 
@@ -161,7 +160,7 @@ class FinalizeJob:
         ):
             # Someone else is finalizing (or just did): report where the job stands.
             return self._outcome(self._jobs.get(job.job_id) or job)
-        output_key = output_key_for(
+        output_key = job.planned_output_key or output_key_for(
             job.input_key,
             incoming_prefix=self._settings.incoming_prefix,
             output_prefix=self._settings.output_prefix,
@@ -195,7 +194,7 @@ class FinalizeJob:
         )
         if updated is None:  # pragma: no cover - only if the lease expired mid-copy
             return self._outcome(self._jobs.get(job.job_id) or job)
-        publish_status(self._events, updated, job.status.value)
+        self._recorder(updated, job.status.value)
         return self._outcome(updated)
 
     def _end(self, job: Job, target: JobStatus, code: str, message: str, *, source: str) -> FinalizeOutcome:
@@ -209,7 +208,7 @@ class FinalizeJob:
         )
         if updated is None:
             return self._outcome(self._jobs.get(job.job_id) or job)
-        publish_status(self._events, updated, job.status.value)
+        self._recorder(updated, job.status.value)
         return self._outcome(updated)
 
     def _past_deadline(self, job: Job) -> bool:

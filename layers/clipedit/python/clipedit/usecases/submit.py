@@ -1,34 +1,37 @@
-"""Submit: an uploaded clip becomes one job and at most one provider task.
+"""Submit: a RECEIVED job is checked, then becomes at most one provider task.
 
-Idempotent by construction: the job id is derived from the object version, the job record is
-created with a conditional put, and every later step resumes from what the record says was done.
-Redelivering the same S3 event therefore never creates a second job or a second provider task.
+Money is spent only on valid work: the clip and every reference image are probed with ranged
+reads against the model's limits before the provider is called. Idempotent by construction: every
+step resumes from what the job record says was done, and the provider's ``external_task_id`` is
+the job id, so a redelivered message never creates a second task.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 from urllib.parse import quote
 
 from clipedit.domain.errors import MediaRejected, ProviderError, RetryLater, SpecError
 from clipedit.domain.job import Job, JobStatus, ObjectRef
-from clipedit.domain.keys import is_video_key, job_id_for
-from clipedit.domain.spec import EditSpec, SpecDefaults, spec_from_metadata
+from clipedit.domain.manifest import MediaRef
+from clipedit.domain.media import check_image, check_video, limits_for
 from clipedit.ports import (
     Clock,
     EditProvider,
     EditRequest,
-    EventPublisher,
+    ElementCache,
     JobStore,
+    MediaInspector,
     ObjectStore,
+    TaskState,
     Workflow,
 )
-from clipedit.usecases.common import iso, publish_status
+from clipedit.usecases.common import StatusRecorder, iso
 
-MAX_INPUT_BYTES = 200 * 1024 * 1024  # provider limit for the input clip
+ELEMENT_RECHECK_SECONDS = 10  # how soon a job waiting for its elements is looked at again
 
 
 @dataclass(frozen=True)
@@ -37,25 +40,6 @@ class SubmitSettings:
     presign_ttl_seconds: int
     poll_interval_seconds: int
     job_deadline_seconds: int
-    defaults: SpecDefaults
-
-
-@dataclass(frozen=True)
-class UploadedObject:
-    """What an S3 ObjectCreated notification tells us about one upload."""
-
-    bucket: str
-    key: str
-    version_id: str | None
-    etag: str | None
-    sequencer: str | None
-    size: int | None
-
-    @property
-    def version(self) -> str:
-        # A versioned bucket names every upload; otherwise ETag + sequencer still tell two uploads
-        # of the same key apart while a redelivered event keeps both.
-        return self.version_id or f"{self.etag}:{self.sequencer}"
 
 
 @dataclass(frozen=True)
@@ -70,110 +54,160 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class SubmitClip:
+def stored_ref(value: Any) -> MediaRef:
+    """A reference as stored on the job: a {bucket,key,version_id}/{url} map or an s3:// / https:// string."""
+    if isinstance(value, dict):
+        return MediaRef(bucket=value.get("bucket"), key=value.get("key"), version_id=value.get("version_id"),
+                        url=value.get("url"))
+    if value.startswith("s3://"):
+        bucket, _, key = value[5:].partition("/")
+        return MediaRef(bucket=bucket, key=key)
+    return MediaRef(url=value)
+
+
+class SubmitJob:
     def __init__(
         self,
         *,
         jobs: JobStore,
         storage: ObjectStore,
+        inspector: MediaInspector,
         provider: EditProvider,
+        elements: ElementCache,
         workflow: Workflow,
-        events: EventPublisher,
+        recorder: StatusRecorder,
         clock: Clock,
         settings: SubmitSettings,
         new_token: Callable[[], str] = lambda: secrets.token_urlsafe(32),
     ) -> None:
         self._jobs = jobs
         self._storage = storage
+        self._inspector = inspector
         self._provider = provider
+        self._elements = elements
         self._workflow = workflow
-        self._events = events
+        self._recorder = recorder
         self._clock = clock
         self._settings = settings
         self._new_token = new_token
 
-    def __call__(self, upload: UploadedObject) -> SubmitOutcome:
-        if not is_video_key(upload.key):
-            return SubmitOutcome(None, "IGNORED", "not an .mp4/.mov key")
-        if upload.version_id is None and upload.sequencer is None:
-            # An event without a version or sequencer (some S3-compatible stores): ask S3 for the
-            # version instead of naming the job after the ETag alone.
-            upload = replace(upload, version_id=self._storage.head(ObjectRef(upload.bucket, upload.key)).version_id)
-        job_id = job_id_for(upload.bucket, upload.key, upload.version)
-        job = self._receive(job_id, upload)
+    def __call__(self, job_id: str) -> SubmitOutcome:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise RetryLater(f"job {job_id} does not exist yet")
         if job.status == JobStatus.RECEIVED:
-            job = self._validate(job)
+            job = self._validate_media(job)
         if job.status == JobStatus.QUEUED:
             job = self._submit_to_provider(job)
         if job.status in (JobStatus.SUBMITTED, JobStatus.PROCESSING):
             # Named after the job: a redelivered message finds the execution already there.
-            self._workflow.start_poller(
-                job.job_id, poll_interval_seconds=self._settings.poll_interval_seconds
-            )
-        return SubmitOutcome(job.job_id, job.status.value)
+            self._workflow.start_poller(job.job_id, poll_interval_seconds=self._settings.poll_interval_seconds)
+        return SubmitOutcome(job.job_id, job.status.value, job.error_code or "")
 
-    # --- steps ------------------------------------------------------------------------------
+    # --- checks before any money is spent ----------------------------------------------------
 
-    def _receive(self, job_id: str, upload: UploadedObject) -> Job:
-        now = iso(self._clock.now())
-        job = Job(
-            job_id=job_id,
-            status=JobStatus.RECEIVED,
-            input_bucket=upload.bucket,
-            input_key=upload.key,
-            input_version_id=upload.version_id,
-            input_size=upload.size,
-            provider=self._provider.name,
-            created_at=now,
-            updated_at=now,
-            status_history=[{"status": JobStatus.RECEIVED.value, "at": now}],
-        )
-        if self._jobs.create(job):
-            return job
-        existing = self._jobs.get(job_id)
-        if existing is None:  # pragma: no cover - created then deleted between two calls
-            raise RetryLater(f"job {job_id} vanished while being created")
-        return existing
-
-    def _validate(self, job: Job) -> Job:
+    def _validate_media(self, job: Job) -> Job:
+        limits = limits_for(job.model or "o3")
         try:
-            info = self._storage.head(job.input)
-            spec = spec_from_metadata(info.metadata, self._settings.defaults)
-            if info.size > MAX_INPUT_BYTES:
-                raise MediaRejected(
-                    f"the clip is {info.size / 1e6:.1f} MB; the provider accepts at most 200 MB",
-                    code="CLIP_TOO_LARGE",
-                )
-            if info.size == 0:
-                raise MediaRejected("the clip is empty (0 bytes)", code="EMPTY_CLIP")
-        except (SpecError, MediaRejected) as problem:
-            return self._move(
-                job,
-                JobStatus.REJECTED,
-                error_code=problem.code,
-                error_message=problem.message,
-                finished_at=iso(self._clock.now()),
-            )
-        return self._move(
-            job,
-            JobStatus.QUEUED,
-            prompt=spec.prompt,
-            mode=spec.mode.value,
-            model=spec.model.value,
-            keep_audio=spec.keep_audio,
-            input_size=info.size,
-        )
+            video = stored_ref(job.video_ref) if job.video_ref else MediaRef(
+                bucket=job.input_bucket, key=job.input_key, version_id=job.input_version_id)
+            facts = self._inspector.video(video)
+            check_video(facts, limits)
+            for index, image in enumerate(self._all_images(job)):
+                try:
+                    check_image(self._inspector.image(stored_ref(image)), limits)
+                except MediaRejected as problem:
+                    raise MediaRejected(f"{image}: {problem.message}", code=problem.code) from None
+        except (MediaRejected, SpecError) as problem:
+            return self._move(job, JobStatus.REJECTED, error_code=problem.code, error_message=problem.message,
+                              finished_at=iso(self._clock.now()))
+        return self._move(job, JobStatus.QUEUED, input_size=job.input_size, video_facts={
+            "container": facts.container, "duration_seconds": round(facts.duration_seconds, 3),
+            "width": facts.width, "height": facts.height, "fps": round(facts.fps, 3),
+            "has_audio": facts.has_audio, "size_bytes": facts.size_bytes})
+
+    @staticmethod
+    def _all_images(job: Job) -> list[str]:
+        images = list(job.image_urls or [])
+        for element in job.elements or []:
+            images += [element["frontal"], *element["references"]]
+        return images
+
+    # --- elements (Kling's library) -----------------------------------------------------------
+
+    def _element_ids(self, job: Job) -> list[str]:
+        """Element ids for the job, creating each element once per distinct set of images."""
+        if not job.elements or not self._provider.needs_element_library:
+            return []
+        ids: list[str] = []
+        pending = 0
+        for element in job.elements:
+            refs = [element["frontal"], *element["references"]]
+            content = hashlib.sha256("\n".join(self._inspector.content_hash(stored_ref(r)) for r in refs).encode()).hexdigest()
+            element_id = self._element(content, refs)
+            if element_id is None:
+                pending += 1
+            else:
+                ids.append(element_id)
+        if pending:
+            raise RetryLater(f"{pending} element(s) still being created", delay_seconds=ELEMENT_RECHECK_SECONDS)
+        return ids
+
+    def _element(self, content: str, refs: list[str]) -> str | None:
+        now = iso(self._clock.now())
+        cached = self._elements.get(content)
+        if cached and cached.get("element_id"):
+            return str(cached["element_id"])
+        if cached and cached.get("task_id"):
+            task = self._provider.get_element(cached["task_id"])
+            if task.state == TaskState.SUCCEEDED and task.element_id:
+                self._elements.complete(content, element_id=task.element_id, now=now)
+                return task.element_id
+            if task.state == TaskState.FAILED:
+                self._elements.forget(content)
+                raise ProviderError(f"creating the element failed: {task.message or 'no reason given'}",
+                                    retryable=False, code="ELEMENT_FAILED")
+            return None
+        urls = [self._url_for(stored_ref(r)) for r in refs]
+        try:
+            task = self._provider.create_element(external_id=f"e-{content[:40]}", frontal_url=urls[0],
+                                                 reference_urls=urls[1:])
+        except ProviderError as error:
+            if error.provider_code == 1201 and "exist" in error.message.lower():
+                return None  # another job is creating the same element; its record will appear
+            raise
+        self._elements.claim(content, task_id=task.task_id, now=now)
+        return None
+
+    # --- the provider call --------------------------------------------------------------------
+
+    def _url_for(self, ref: MediaRef) -> str:
+        if ref.url:
+            return ref.url
+        return self._storage.presign_get(ObjectRef(ref.bucket or "", ref.key or "", ref.version_id),
+                                         self._settings.presign_ttl_seconds)
 
     def _submit_to_provider(self, job: Job) -> Job:
+        try:
+            element_ids = self._element_ids(job)
+        except ProviderError as error:
+            if error.retryable:
+                raise RetryLater(f"provider busy or unavailable: {error.message}") from error
+            return self._move(job, JobStatus.FAILED, error_code=error.code, error_message=error.message,
+                              finished_at=iso(self._clock.now()))
         token = self._new_token()
+        video = stored_ref(job.video_ref) if job.video_ref else MediaRef(
+            bucket=job.input_bucket, key=job.input_key, version_id=job.input_version_id)
         request = EditRequest(
             external_id=job.job_id,
             prompt=job.prompt or "",
-            video_url=self._storage.presign_get(job.input, self._settings.presign_ttl_seconds),
-            model=job.model or self._settings.defaults.model.value,
-            mode=job.mode or self._settings.defaults.mode.value,
+            video_url=self._url_for(video),
+            model=job.model or "o3",
+            mode=job.mode or "pro",
             keep_audio=True if job.keep_audio is None else job.keep_audio,
             callback_url=self._callback_url(job.job_id, token),
+            image_urls=tuple(self._url_for(stored_ref(u)) for u in job.image_urls or []),
+            element_ids=tuple(element_ids),
         )
         try:
             task = self._provider.submit(request)
@@ -186,27 +220,22 @@ class SubmitClip:
                 task = self._provider.find_by_external_id(job.job_id)
                 if task is None:
                     raise RetryLater("provider says the task exists but cannot find it yet") from error
-                # The token of that attempt is lost; the poller finishes this job instead.
-                token = ""
+                token = ""  # that attempt's token is lost; the poller finishes this job
             else:
-                return self._move(
-                    job,
-                    JobStatus.FAILED,
-                    error_code=error.code,
-                    error_message=error.message,
-                    finished_at=iso(self._clock.now()),
-                )
+                return self._move(job, JobStatus.FAILED, error_code=error.code, error_message=error.message,
+                                  finished_at=iso(self._clock.now()))
         now = self._clock.now()
         return self._move(
             job,
             JobStatus.SUBMITTED,
             provider_task_id=task.task_id,
             callback_token_hash=hash_token(token) if token else None,
+            element_ids=element_ids or None,
             submitted_at=iso(now),
             deadline_at=iso(now + self._settings.job_deadline_seconds),
         )
 
-    # --- helpers ----------------------------------------------------------------------------
+    # --- helpers ------------------------------------------------------------------------------
 
     def _callback_url(self, job_id: str, token: str) -> str | None:
         base = self._settings.callback_base_url
@@ -215,14 +244,12 @@ class SubmitClip:
         return f"{base.rstrip('/')}/callbacks/{self._provider.name}/{quote(job_id)}?token={quote(token)}"
 
     def _move(self, job: Job, target: JobStatus, **fields: object) -> Job:
-        updated = self._jobs.transition(
-            job.job_id, target, now=iso(self._clock.now()), fields=fields
-        )
+        updated = self._jobs.transition(job.job_id, target, now=iso(self._clock.now()), fields=fields)
         if updated is None:
             # Someone else moved the job first (a concurrent delivery): carry on from its state.
             current = self._jobs.get(job.job_id)
             if current is None:  # pragma: no cover
                 raise RetryLater(f"job {job.job_id} disappeared")
             return current
-        publish_status(self._events, updated, job.status.value)
+        self._recorder(updated, job.status.value)
         return updated
