@@ -1,4 +1,4 @@
-"""Local emulator of Kling's official Omni-Video API (the O1/O3 video edit endpoint).
+"""Local emulator of Kling's official Omni-Video API (the O1/O3 video edit endpoint) and its element library.
 
 It follows the contract in docs `provider-apis.md` sections 1.1-1.11, including the failure modes, so the
 pipeline can be exercised offline against the same wire format as `https://api-singapore.klingai.com`:
@@ -18,6 +18,47 @@ pipeline can be exercised offline against the same wire format as `https://api-s
   are still checked in copy mode, from a header-only probe (`media.probe(decode=False)`, a few ms), so
   failures look the same in both modes; only a file whose headers are fine but whose frames are
   corrupt fails in `grade` and passes in `copy`.
+
+Element library (section 1.10): `POST /v1/general/advanced-custom-elements` creates an element in an
+async task; `GET /v1/general/advanced-custom-elements/{task_id}` (falling back to external ids, as
+above), `?external_task_id=` and `?pageNum=&pageSize=` query it. Same JWT auth, error envelope and codes
+as omni-video. Field names and limits follow Kling's "Element" API reference (app.klingai.com
+.../apiReference/model/element, read through a verbatim text extraction of the page), which agrees with
+QuantumNous/new-api's Go element client and its Kling element docs, Tencent Cloud VOD's
+`CreateAigcAdvancedCustomElement` (a proxy of the same API) and the kkiai/anyfast reseller docs:
+
+* Body: `element_name` (required, <= 20 chars) and `element_description` (required, <= 100 chars);
+  `reference_type` `image_refer` | `video_refer`. `image_refer` needs `element_image_list:
+  {"frontal_image": <img>, "refer_images": [{"image_url": <img>}, ... 1-3]}`, where an image is an
+  http(s) URL or raw base64 (the docs allow both; a `data:` prefix is 1201, as for omni-video images).
+  `video_refer` needs `element_video_list: {"refer_videos": [{"video_url": <url>}]}` (one mp4/mov,
+  3-8 s, 1080p, 16:9 or 9:16). The list that does not match `reference_type` is ignored (the docs
+  call it "invalid" there). Optional: `element_voice_id` (video elements only), `tag_list:
+  [{"tag_id": "o_101".."o_108"}]`, `callback_url`, `external_task_id`.
+* Create response: the same `data` as omni-video (`task_id`, `task_info.external_task_id`,
+  `task_status`, `created_at`, `updated_at`). Query: `data.task_status` and, once `succeed`,
+  `data.task_result.elements[0]` with `element_id`, `element_name`, `element_description`,
+  `element_image_list`/`element_video_list`, `tag_list`, `owned_by` and `status`. `element_id` is an
+  18-digit long like Kling's (e.g. 863121023120580600), above 2**53, so a client that parses JSON
+  numbers as doubles breaks here as it would against Kling. The image lists echo what was sent
+  (Kling answers with URLs of its own CDN copies).
+* Where sources disagree, both forms are served: the element's type is `reference_type` in new-api's
+  and other clients' models but `element_type` in the anyfast/starrise/WaveSpeed response examples, so
+  elements carry both keys; `tag_list` entries carry `tag_id` (the request form) and `id`/`name` (the
+  reseller response form). WaveSpeed's "2-4 refer images" and the condensed copy in inference-sh/grid
+  (`POST /v1/elements` with `name`/`image_url`) contradict the official page and are not emulated.
+* Processing: `submitted -> processing`, a wait of `element_seconds`, then every image is downloaded
+  (or base64-decoded) and checked against Kling's image limits (jpg/jpeg/png, <= 10 MB, sides >= 300 px,
+  aspect 1:2.5-2.5:1): a failed download ends the task `failed` with "image download failed: <url>
+  (<reason>)", anything else with "invalid image: ...". Video elements get the video checks above.
+  Success mints a fresh `element_id`. Callbacks (body: the query `data`) go out on each status change
+  through the same machinery, and drop/duplicate knobs, as video tasks. Element tasks take no video
+  concurrency slot, and `fail_rate` does not apply to them.
+* Emulator choices: a duplicate `external_task_id` among element tasks is 1201 "already exists" (a
+  namespace separate from video tasks). The emulator keeps its own copy of the frontal image, as Kling
+  does, so using an element later does not depend on its source URL staying reachable. Not emulated:
+  preset elements, element deletion (sources disagree on `/v1/general/delete-elements` vs
+  `delete-advanced-elements`) and the voice library.
 
 Choices where Kling's docs are silent (client code must branch on `code`, not on HTTP status):
 
@@ -64,7 +105,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
@@ -76,6 +117,8 @@ __all__ = ["EmulatorSettings", "KlingEmulator", "main"]
 log = logging.getLogger(__name__)
 
 API_PATH = "/v1/videos/omni-video"
+ELEMENTS_PATH = "/v1/general/advanced-custom-elements"
+API_ROOTS = (API_PATH, ELEMENTS_PATH)
 RESULTS_PREFIX = "/results/"
 MODELS = ("kling-video-o1", "kling-v3-omni")
 DEFAULT_MODEL = "kling-video-o1"
@@ -89,11 +132,35 @@ MAX_REQUEST_BYTES = 32 * 1024 * 1024  # base64 images may be inlined
 CALLBACK_TIMEOUT_SECONDS = 10.0
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
 RENDER_WORKERS = 2  # bounded: 50 tasks must not start 50 encoders on a small box
+_TOO_LARGE = "too large"  # download failure reason for files over the size limit
 
 # Messages seen for moderation failures surfaced at the end of a task (section 4, item 2).
 RISK_CONTROL_MESSAGES = (
     "Failure to pass the risk control system",
     "The content you submitted may violate community guidelines (risk control)",
+)
+
+# Images (omni-video image_list and element images): jpg/jpeg/png, <= 10 MB, sides >= 300 px, aspect
+# 1:2.5-2.5:1 (sections 1.3 and 1.10).
+IMAGE_FORMATS = ("png", "jpeg")
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MIN_IMAGE_SIDE = 300
+MAX_IMAGE_ASPECT = 2.5
+
+# Element library (section 1.10 and the Element API reference).
+MAX_ELEMENT_NAME_CHARS = 20
+MAX_ELEMENT_DESCRIPTION_CHARS = 100
+MAX_REFER_IMAGES = 3
+ELEMENT_VIDEO_SIZES = frozenset({(1920, 1080), (1080, 1920)})  # 1080p, 16:9 or 9:16
+ELEMENT_TAGS = {
+    "o_101": "Hottest", "o_102": "Character", "o_103": "Animal", "o_104": "Item",
+    "o_105": "Costume", "o_106": "Scene", "o_107": "Effect", "o_108": "Others",
+}
+KNOWN_ELEMENT_FIELDS = frozenset(
+    {
+        "element_name", "element_description", "reference_type", "element_image_list", "element_video_list",
+        "element_voice_id", "tag_list", "callback_url", "external_task_id",
+    }
 )
 
 KNOWN_CREATE_FIELDS = frozenset(
@@ -119,6 +186,7 @@ _ENV_NAMES = {
     "duplicate_callback_rate": "DUPLICATE_CALLBACK_RATE",
     "seed": "SEED",
     "render": "RENDER",
+    "element_seconds": "ELEMENT_SECONDS",
 }
 ENV_PREFIX = "CLIPEDIT_EMULATOR_"
 RENDER_MODES = ("grade", "copy")
@@ -142,10 +210,13 @@ class EmulatorSettings:
     duplicate_callback_rate: float = 0.0  # share of callbacks sent twice
     seed: int = 0
     render: str = "grade"  # "grade": real re-encode; "copy": serve the input bytes unchanged (load tests)
+    element_seconds: float = 0.5  # time an element-creation task spends "processing"
 
     def __post_init__(self) -> None:
-        if not self.processing_seconds >= 0.0 or self.processing_seconds == float("inf"):  # also rejects NaN
-            raise _SettingError("processing_seconds", f"must be a finite number >= 0, got {self.processing_seconds}")
+        for name in ("processing_seconds", "element_seconds"):
+            value = getattr(self, name)
+            if not value >= 0.0 or value == float("inf"):  # also rejects NaN
+                raise _SettingError(name, f"must be a finite number >= 0, got {value}")
         if self.concurrency < 1:
             raise _SettingError("concurrency", f"must be >= 1, got {self.concurrency}")
         for name in ("fail_rate", "error_rate", "drop_callback_rate", "duplicate_callback_rate"):
@@ -197,6 +268,8 @@ def _now_ms() -> int:
 
 @dataclass
 class _Task:
+    holds_slot: ClassVar[bool] = True  # a video task holds a concurrency slot until it finishes
+
     task_id: str
     external_task_id: str | None
     request: dict[str, Any]
@@ -278,6 +351,93 @@ class _Task:
         }
 
 
+@dataclass
+class _Element:
+    """An element-creation task (section 1.10) and, once it succeeds, the element it made."""
+
+    holds_slot: ClassVar[bool] = False  # element tasks take no video concurrency slot
+
+    task_id: str
+    external_task_id: str | None
+    request: dict[str, Any]
+    spec: _ElementSpec
+    created_at: int
+    updated_at: int
+    status: str = "submitted"
+    status_msg: str = ""
+    element_id: int | None = None
+    frontal_path: Path | None = None  # the emulator's copy of the frontal image (image_refer)
+    final_unit_deduction: str = "0"
+    callback_queue: deque[dict[str, Any]] = field(default_factory=deque)
+    callback_draining: bool = False
+
+    @property
+    def callback_url(self) -> str | None:
+        return self.spec.callback_url
+
+    def snapshot(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "task_id": self.task_id,
+            "external_task_id": self.external_task_id,
+            "status": self.status,
+            "status_msg": self.status_msg,
+            "element_id": self.element_id,
+            "element_name": spec.element_name,
+            "element_description": spec.element_description,
+            "reference_type": spec.reference_type,
+            "frontal_image": spec.frontal_image,
+            "refer_images": list(spec.refer_images),
+            "video_url": spec.video_url,
+            "tag_ids": list(spec.tag_ids),
+            "callback_url": spec.callback_url,
+            "request": json.loads(json.dumps(self.request)),  # deep copy
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    def element_data(self) -> dict[str, Any]:
+        """One entry of `task_result.elements` (both `reference_type` and `element_type`: sources differ)."""
+        spec = self.spec
+        data: dict[str, Any] = {
+            "element_id": self.element_id,
+            "element_name": spec.element_name,
+            "element_description": spec.element_description,
+            "reference_type": spec.reference_type,
+            "element_type": spec.reference_type,
+            "tag_list": [{"tag_id": t, "id": t, "name": ELEMENT_TAGS[t]} for t in spec.tag_ids],
+            "owned_by": "user",
+            "status": "succeed",
+        }
+        if spec.reference_type == "image_refer":
+            data["element_image_list"] = {
+                "frontal_image": spec.frontal_image,
+                "refer_images": [{"image_url": url} for url in spec.refer_images],
+            }
+        else:
+            data["element_video_list"] = {"refer_videos": [{"video_url": spec.video_url}]}
+        if spec.voice_id is not None:
+            data["element_voice_info"] = {"voice_id": spec.voice_id, "voice_name": "", "owned_by": "user"}
+        return data
+
+    def query_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "task_id": self.task_id,
+            "task_status": self.status,
+            "task_status_msg": self.status_msg,
+            "task_info": {"external_task_id": self.external_task_id or ""},
+            "final_unit_deduction": self.final_unit_deduction,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+        if self.status == "succeed":
+            data["task_result"] = {"elements": [self.element_data()]}
+        return data
+
+    def callback_body(self) -> dict[str, Any]:
+        return self.query_data()
+
+
 # ---------------------------------------------------------------------------------------------
 # Request validation (section 1.3)
 
@@ -299,6 +459,35 @@ def _is_http_url(value: Any) -> bool:
         return False
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _is_raw_base64(value: str) -> bool:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def _check_image_ref(field_name: str, value: Any) -> str:
+    """An image given as an http(s) URL or raw base64 without a `data:` prefix (sections 1.3, 1.10)."""
+    if not isinstance(value, str) or not value:
+        raise _invalid(field_name, "must be a non-empty string: an http(s) URL or raw base64")
+    if value.startswith("data:"):
+        raise _invalid(field_name, "base64 must be raw, without a data: prefix")
+    if not _is_http_url(value) and not _is_raw_base64(value):
+        raise _invalid(field_name, "must be an http(s) URL or raw base64")
+    return value
+
+
+def _callback_and_external_id(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    callback_url = body.get("callback_url")
+    if callback_url is not None and not _is_http_url(callback_url):
+        raise _invalid("callback_url", "must be an http(s) URL")
+    external_task_id = body.get("external_task_id")
+    if external_task_id is not None and (not isinstance(external_task_id, str) or not external_task_id):
+        raise _invalid("external_task_id", "must be a non-empty string")
+    return callback_url, external_task_id
 
 
 def _validate_create(body: dict[str, Any]) -> _CreateSpec:
@@ -406,13 +595,7 @@ def _validate_create(body: dict[str, Any]) -> _CreateSpec:
     if not isinstance(watermark, dict) or not isinstance(watermark.get("enabled", False), bool):
         raise _invalid("watermark_info", 'must be {"enabled": true|false}')
 
-    callback_url = body.get("callback_url")
-    if callback_url is not None and not _is_http_url(callback_url):
-        raise _invalid("callback_url", "must be an http(s) URL")
-
-    external_task_id = body.get("external_task_id")
-    if external_task_id is not None and (not isinstance(external_task_id, str) or not external_task_id):
-        raise _invalid("external_task_id", "must be a non-empty string")
+    callback_url, external_task_id = _callback_and_external_id(body)
 
     return _CreateSpec(
         model_name=model_name,
@@ -424,6 +607,121 @@ def _validate_create(body: dict[str, Any]) -> _CreateSpec:
         external_task_id=external_task_id,
         watermark_enabled=bool(watermark.get("enabled", False)),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Element request validation (section 1.10)
+
+
+@dataclass(frozen=True)
+class _ElementSpec:
+    element_name: str
+    element_description: str
+    reference_type: str
+    frontal_image: str | None
+    refer_images: tuple[str, ...]
+    video_url: str | None
+    voice_id: str | None
+    tag_ids: tuple[str, ...]
+    callback_url: str | None
+    external_task_id: str | None
+
+
+def _bounded_text(body: dict[str, Any], name: str, limit: int) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(name, "is required and must be a non-empty string")
+    if len(value) > limit:
+        raise _invalid(name, f"must be at most {limit} characters, got {len(value)}")
+    return value
+
+
+def _validate_element_create(body: dict[str, Any]) -> _ElementSpec:
+    unknown = sorted(set(body) - KNOWN_ELEMENT_FIELDS)
+    if unknown:
+        raise ApiError(400, 1200, f"Invalid request parameters: unknown field(s) {', '.join(unknown)}")
+    element_name = _bounded_text(body, "element_name", MAX_ELEMENT_NAME_CHARS)
+    element_description = _bounded_text(body, "element_description", MAX_ELEMENT_DESCRIPTION_CHARS)
+    reference_type = body.get("reference_type")
+    if reference_type not in ("image_refer", "video_refer"):
+        raise _invalid("reference_type", "must be image_refer or video_refer")
+
+    frontal_image: str | None = None
+    refer_images: list[str] = []
+    video_url: str | None = None
+    if reference_type == "image_refer":
+        images = body.get("element_image_list")
+        if not isinstance(images, dict):
+            raise _invalid("element_image_list", "is required for image_refer: {frontal_image, refer_images}")
+        extra = sorted(set(images) - {"frontal_image", "refer_images"})
+        if extra:
+            raise _invalid("element_image_list", f"unknown field(s) {', '.join(extra)}")
+        if images.get("frontal_image") is None:
+            raise _invalid("element_image_list.frontal_image", "is required")
+        frontal_image = _check_image_ref("element_image_list.frontal_image", images["frontal_image"])
+        refers = images.get("refer_images")
+        if not isinstance(refers, list) or not 1 <= len(refers) <= MAX_REFER_IMAGES:
+            got = len(refers) if isinstance(refers, list) else "none"
+            raise _invalid("element_image_list.refer_images", f"must list 1 to {MAX_REFER_IMAGES} images, got {got}")
+        for i, item in enumerate(refers):
+            name = f"element_image_list.refer_images[{i}]"
+            if not isinstance(item, dict) or set(item) != {"image_url"}:
+                raise _invalid(name, 'must be {"image_url": <URL or raw base64>}')
+            refer_images.append(_check_image_ref(f"{name}.image_url", item["image_url"]))
+    else:
+        videos = body.get("element_video_list")
+        if not isinstance(videos, dict) or set(videos) != {"refer_videos"}:
+            raise _invalid("element_video_list", 'is required for video_refer: {"refer_videos": [{"video_url"}]}')
+        refer_videos = videos["refer_videos"]
+        if not isinstance(refer_videos, list) or len(refer_videos) != 1:
+            raise _invalid("element_video_list.refer_videos", "must contain exactly one video")
+        item = refer_videos[0]
+        if not isinstance(item, dict) or set(item) != {"video_url"} or not _is_http_url(item["video_url"]):
+            raise _invalid("element_video_list.refer_videos[0].video_url", "must be an http(s) URL")
+        video_url = item["video_url"]
+
+    voice_id = body.get("element_voice_id")
+    if voice_id is not None:
+        if not isinstance(voice_id, str) or not voice_id:
+            raise _invalid("element_voice_id", "must be a non-empty string")
+        if reference_type != "video_refer":
+            raise _invalid("element_voice_id", "only video_refer elements can bind a voice")
+
+    tags = body.get("tag_list", [])
+    if not isinstance(tags, list):
+        raise _invalid("tag_list", "must be a list")
+    tag_ids: list[str] = []
+    for i, tag in enumerate(tags):
+        tag_id = tag.get("tag_id") if isinstance(tag, dict) else None
+        if tag_id not in ELEMENT_TAGS:
+            raise _invalid(f"tag_list[{i}].tag_id", f"must be one of {', '.join(ELEMENT_TAGS)}")
+        tag_ids.append(tag_id)
+
+    callback_url, external_task_id = _callback_and_external_id(body)
+    return _ElementSpec(
+        element_name=element_name,
+        element_description=element_description,
+        reference_type=reference_type,
+        frontal_image=frontal_image,
+        refer_images=tuple(refer_images),
+        video_url=video_url,
+        voice_id=voice_id,
+        tag_ids=tuple(tag_ids),
+        callback_url=callback_url,
+        external_task_id=external_task_id,
+    )
+
+
+def _check_image_limits(facts: dict[str, Any]) -> str | None:
+    """Kling's documented image limits (sections 1.3 and 1.10); `facts` from `media.probe_image`."""
+    if facts["format"] not in IMAGE_FORMATS:
+        return f"format {facts['format']} is not supported, use jpg, jpeg or png"
+    width, height = facts["width"], facts["height"]
+    if min(width, height) < MIN_IMAGE_SIDE:
+        return f"{width}x{height}px is below the {MIN_IMAGE_SIDE}px minimum"
+    if not 1 / MAX_IMAGE_ASPECT <= width / height <= MAX_IMAGE_ASPECT:
+        return f"aspect ratio {width}:{height} is outside 1:2.5-2.5:1"
+    return None
 
 
 def _check_input_limits(facts: dict[str, Any]) -> str | None:
@@ -546,15 +844,17 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class KlingEmulator:
-    """Thread-based HTTP emulator of Kling's Omni-Video API for one account (AK/SK pair).
+    """Thread-based HTTP emulator of Kling's Omni-Video API and element library for one account (AK/SK pair).
 
     `settings` may be replaced at runtime (e.g. `dataclasses.replace`): every knob is read when the
     decision is made, except `seed`, which only seeds the RNG at construction.
 
-    Observability for tests: `tasks()`, `stats()`, `wait_for_status()` and `wait_for_callbacks()`
-    are thread-safe.
-    `stats()` counts: `creates_accepted`; `rejected_by_code` {code: count} for every error answer
-    (including injected 5000s); `max_concurrent_observed` (tasks holding a slot at once);
+    Observability for tests: `tasks()`, `elements()`, `stats()`, `wait_for_status()` (video tasks and
+    element tasks alike: their ids never collide) and `wait_for_callbacks()` are thread-safe.
+    `stats()` counts: `creates_accepted` (video tasks); `element_creates_accepted` and
+    `elements_created` (element tasks accepted, and those that succeeded with an element_id);
+    `rejected_by_code` {code: count} for every error answer (including injected 5000s);
+    `max_concurrent_observed` (tasks holding a slot at once);
     `callbacks_sent` (POST attempts, duplicates included), `callbacks_failed` (attempts that raised
     or got a non-2xx answer), `callbacks_dropped` and `callbacks_duplicated` (injected faults).
     """
@@ -580,11 +880,17 @@ class KlingEmulator:
         self._tasks: dict[str, _Task] = {}
         self._by_external: dict[str, str] = {}
         self._order: list[str] = []
+        self._elements: dict[str, _Element] = {}  # by task_id
+        self._elements_by_external: dict[str, str] = {}
+        self._element_order: list[str] = []
+        self._elements_by_id: dict[int, _Element] = {}  # succeeded elements, by element_id
         self._active = 0
         self._callbacks_pending = 0  # queued or in flight
         self._id_counter = 0
         self._stats: dict[str, Any] = {
             "creates_accepted": 0,
+            "element_creates_accepted": 0,
+            "elements_created": 0,
             "rejected_by_code": {},
             "max_concurrent_observed": 0,
             "callbacks_sent": 0,
@@ -661,6 +967,11 @@ class KlingEmulator:
         with self._cond:
             return [self._tasks[task_id].snapshot() for task_id in self._order]
 
+    def elements(self) -> list[dict[str, Any]]:
+        """Element-creation tasks, oldest first: status, the image URLs (or base64) sent, element_id."""
+        with self._cond:
+            return [self._elements[task_id].snapshot() for task_id in self._element_order]
+
     def stats(self) -> dict[str, Any]:
         with self._cond:
             snapshot = dict(self._stats)
@@ -669,12 +980,13 @@ class KlingEmulator:
             return snapshot
 
     def wait_for_status(self, task_id: str, statuses: str | Iterable[str], timeout: float = 10.0) -> dict[str, Any]:
-        """Block until the task is in one of `statuses`; returns its snapshot or raises TimeoutError."""
+        """Block until the task (video or element) is in one of `statuses`; returns its snapshot or
+        raises TimeoutError."""
         wanted = {statuses} if isinstance(statuses, str) else set(statuses)
         with self._cond:
-            if task_id not in self._tasks:
+            task: _Task | _Element | None = self._tasks.get(task_id) or self._elements.get(task_id)
+            if task is None:
                 raise KeyError(f"unknown task {task_id}")
-            task = self._tasks[task_id]
             if not self._cond.wait_for(lambda: task.status in wanted, timeout):
                 raise TimeoutError(f"task {task_id} is {task.status!r}, not {sorted(wanted)} after {timeout}s")
             return task.snapshot()
@@ -699,13 +1011,14 @@ class KlingEmulator:
             if path.startswith(RESULTS_PREFIX):
                 self._serve_result(req, method, path)
                 return
-            if path != API_PATH and not path.startswith(API_PATH + "/"):
+            root = next((r for r in API_ROOTS if path == r or path.startswith(r + "/")), None)
+            if root is None:
                 raise ApiError(404, 1203, f"resource not found: {path}")
             # Injected outage: answered before auth or any other work, like a failing front end.
             if self._chance(self.settings.error_rate):
                 raise ApiError(500, 5000, "server internal error")
             self._authenticate(req.headers.get("Authorization"))
-            status, data = self._route_api(method, path, urlsplit(req.path).query, body)
+            status, data = self._route_api(method, root, path, urlsplit(req.path).query, body)
             req.send_json(status, {"code": 0, "message": "SUCCEED", "request_id": request_id, "data": data})
         except ApiError as err:
             with self._cond:
@@ -738,39 +1051,49 @@ class KlingEmulator:
         if exp <= now:
             raise ApiError(401, 1004, "Authorization has expired (exp)")
 
-    def _route_api(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
-        if path == API_PATH:
+    def _route_api(self, method: str, root: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
+        if path == root:
             if method == "POST":
-                return 200, self._create(body)
+                return 200, self._create(body) if root == API_PATH else self._create_element(body)
             if method in ("GET", "HEAD"):
                 params = {k: v[-1] for k, v in parse_qs(query).items()}
                 if "external_task_id" in params:
-                    return 200, self._query(external_task_id=params["external_task_id"])
-                return 200, self._list(params)
+                    return 200, self._query(root, external_task_id=params["external_task_id"])
+                return 200, self._list(root, params)
         else:
-            ident = unquote(path[len(API_PATH) + 1 :])
+            ident = unquote(path[len(root) + 1 :])
             if "/" not in ident and method in ("GET", "HEAD"):
                 # The path form falls back to external ids: which form Kling uses is unverified.
-                return 200, self._query(task_id=ident, external_task_id=ident)
+                return 200, self._query(root, task_id=ident, external_task_id=ident)
             if "/" in ident:
                 raise ApiError(404, 1203, f"resource not found: {path}")
         raise ApiError(404, 1202, f"method {method} is not supported on {path}")
 
-    def _query(self, *, task_id: str | None = None, external_task_id: str | None = None) -> dict[str, Any]:
+    def _registry_locked(self, root: str) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+        """(items by task_id, task_id by external id, creation order) of the API under `root`."""
+        if root == ELEMENTS_PATH:
+            return self._elements, self._elements_by_external, self._element_order
+        return self._tasks, self._by_external, self._order
+
+    def _query(
+        self, root: str, *, task_id: str | None = None, external_task_id: str | None = None
+    ) -> dict[str, Any]:
         with self._cond:  # built under the lock so the answer is one consistent state
-            if task_id is not None and task_id in self._tasks:
-                return self._tasks[task_id].query_data()
-            if external_task_id is not None and external_task_id in self._by_external:
-                return self._tasks[self._by_external[external_task_id]].query_data()
+            items, by_external, _ = self._registry_locked(root)
+            if task_id is not None and task_id in items:
+                return items[task_id].query_data()
+            if external_task_id is not None and external_task_id in by_external:
+                return items[by_external[external_task_id]].query_data()
         raise ApiError(404, 1203, f"task not found: {task_id or external_task_id}")
 
-    def _list(self, params: dict[str, str]) -> list[dict[str, Any]]:
+    def _list(self, root: str, params: dict[str, str]) -> list[dict[str, Any]]:
         page_num = self._int_param(params, "pageNum", 1, 1, 1000)
         page_size = self._int_param(params, "pageSize", 30, 1, 500)
         with self._cond:
-            newest_first = [self._tasks[t] for t in reversed(self._order)]
+            items, _, order = self._registry_locked(root)
+            newest_first = [items[t] for t in reversed(order)]
             page = newest_first[(page_num - 1) * page_size : page_num * page_size]
-            return [task.query_data() for task in page]
+            return [item.query_data() for item in page]
 
     @staticmethod
     def _int_param(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -781,13 +1104,18 @@ class KlingEmulator:
             raise _invalid(name, f"must be an integer from {low} to {high}")
         return int(raw)
 
-    def _create(self, raw: bytes) -> dict[str, Any]:
+    @staticmethod
+    def _json_object(raw: bytes) -> dict[str, Any]:
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, 1200, "Invalid request parameters: body is not valid JSON") from None
         if not isinstance(body, dict):
             raise ApiError(400, 1200, "Invalid request parameters: body must be a JSON object")
+        return body
+
+    def _create(self, raw: bytes) -> dict[str, Any]:
+        body = self._json_object(raw)
         spec = _validate_create(body)
 
         with self._cond:
@@ -836,10 +1164,49 @@ class KlingEmulator:
         thread.start()
         return data
 
+    def _create_element(self, raw: bytes) -> dict[str, Any]:
+        body = self._json_object(raw)
+        spec = _validate_element_create(body)
+        with self._cond:
+            if spec.external_task_id is not None and spec.external_task_id in self._elements_by_external:
+                raise ApiError(400, 1201, f"External_task_id {spec.external_task_id} already exists")
+            now = _now_ms()
+            element = _Element(
+                task_id=self._next_task_id(now),
+                external_task_id=spec.external_task_id,
+                request=body,
+                spec=spec,
+                created_at=now,
+                updated_at=now,
+            )
+            self._elements[element.task_id] = element
+            self._element_order.append(element.task_id)
+            if element.external_task_id is not None:
+                self._elements_by_external[element.external_task_id] = element.task_id
+            self._stats["element_creates_accepted"] += 1
+            data = {
+                "task_id": element.task_id,
+                "task_info": {"external_task_id": element.external_task_id or ""},
+                "task_status": element.status,
+                "created_at": element.created_at,
+                "updated_at": element.updated_at,
+            }
+            thread = threading.Thread(
+                target=self._run_element, args=(element,), name=f"kling-element-{element.task_id}", daemon=True
+            )
+            self._task_threads = [t for t in self._task_threads if t.is_alive()] + [thread]
+        thread.start()
+        return data
+
     def _next_task_id(self, now_ms: int) -> str:
         # 18 digits like Kling's ("867283741759111202"): 13-digit ms clock + 5-digit sequence.
         self._id_counter += 1
         return f"{now_ms % 10**13:013d}{self._id_counter % 10**5:05d}"
+
+    def _next_element_id_locked(self) -> int:
+        # A long like Kling's (863121023120580600): 18 digits, above 2**53, from the same sequence.
+        self._id_counter += 1
+        return int(f"{_now_ms() % 10**13:013d}{self._id_counter % 10**5:05d}")
 
     def _chance(self, rate: float) -> bool:
         with self._cond:
@@ -953,12 +1320,115 @@ class KlingEmulator:
             task.final_unit_deduction = _units(task.input_duration, task.mode)
         self._transition(task, "succeed")
 
-    def _transition(self, task: _Task, status: str, message: str = "") -> None:
+    def _run_element(self, element: _Element) -> None:
+        assert self._work_dir is not None
+        if self._stop.is_set():
+            return  # created while stop() was running
+        spec = element.spec
+        try:
+            self._transition(element, "processing")
+            if self._stop.wait(self.settings.element_seconds):
+                return
+            frontal_path: Path | None = None
+            if spec.reference_type == "image_refer":
+                assert spec.frontal_image is not None
+                refs = [("element_image_list.frontal_image", spec.frontal_image)] + [
+                    (f"element_image_list.refer_images[{i}].image_url", ref) for i, ref in enumerate(spec.refer_images)
+                ]
+                for label, ref in refs:
+                    data, problem = self._fetch_image(ref, label)
+                    if problem is not None or data is None:
+                        self._transition(element, "failed", problem or "invalid image")
+                        return
+                    if frontal_path is None:  # keep our copy of the frontal image, as Kling does
+                        frontal_path = self._work_dir / f"element-{element.task_id}-frontal"
+                        frontal_path.write_bytes(data)
+            else:
+                problem = self._check_element_video(element)
+                if problem is not None:
+                    self._transition(element, "failed", problem)
+                    return
+            with self._cond:
+                if self._stop.is_set():
+                    return
+                element.element_id = self._next_element_id_locked()
+                element.frontal_path = frontal_path
+                self._elements_by_id[element.element_id] = element
+                self._stats["elements_created"] += 1
+                self._transition(element, "succeed")  # the condition's lock is re-entrant
+        except Exception:
+            log.exception("emulator bug in element task %s", element.task_id)
+            self._transition(element, "failed", "Internal server error")
+
+    def _check_element_video(self, element: _Element) -> str | None:
+        """Download and check a video element's reference video (mp4/mov, 3-8 s, 1080p 16:9 or 9:16)."""
+        assert self._work_dir is not None and element.spec.video_url is not None
+        src = self._work_dir / f"element-{element.task_id}.src"
+        try:
+            problem = self._download(element.spec.video_url, src)
+            if problem is not None:
+                return problem
+            try:
+                facts = media.probe(src, decode=False)
+            except media.MediaError:
+                return "invalid video: the file could not be decoded as video"
+            if "mp4" not in facts["container"] and "mov" not in facts["container"]:
+                return f"invalid video: format {facts['container']} is not supported, use mp4 or mov"
+            if not 2.95 <= facts["duration_seconds"] <= 8.05:
+                return f"invalid video: duration {facts['duration_seconds']:.2f}s is outside the allowed 3-8s"
+            if (facts["width"], facts["height"]) not in ELEMENT_VIDEO_SIZES:
+                return f"invalid video: {facts['width']}x{facts['height']}px is not 1080p 16:9 or 9:16"
+            return None
+        finally:
+            src.unlink(missing_ok=True)
+
+    def _fetch_image(self, ref: str, label: str) -> tuple[bytes | None, str | None]:
+        """Download (or base64-decode) an image and check Kling's image limits: (bytes, None) or
+        (None, failure message)."""
+        if _is_http_url(ref):
+            where = ref
+            data, problem = self._download_bytes(ref, MAX_IMAGE_BYTES)
+            if problem == _TOO_LARGE:
+                return None, f"invalid image: {where} exceeds 10MB"
+            if problem is not None or data is None:
+                return None, f"image download failed: {where} ({problem})"
+        else:
+            where = f"{label} (base64)"
+            data = base64.b64decode(ref)  # checked to be raw base64 when the request was accepted
+            if len(data) > MAX_IMAGE_BYTES:
+                return None, f"invalid image: {where} exceeds 10MB"
+        try:
+            facts = media.probe_image(data)
+        except media.MediaError:
+            return None, f"invalid image: {where} is not a decodable image"
+        problem = _check_image_limits(facts)
+        if problem is not None:
+            return None, f"invalid image: {where}: {problem}"
+        return data, None
+
+    def _download_bytes(self, url: str, limit: int) -> tuple[bytes | None, str | None]:
+        """Fetch a small file into memory: (bytes, None) or (None, reason)."""
+        buf = bytearray()
+        try:
+            with httpx.stream("GET", url, timeout=DOWNLOAD_TIMEOUT_SECONDS, follow_redirects=True) as resp:
+                if resp.status_code != 200:
+                    return None, f"HTTP {resp.status_code}"
+                for chunk in resp.iter_bytes(64 * 1024):
+                    buf += chunk
+                    if len(buf) > limit:
+                        return None, _TOO_LARGE
+                    if self._stop.is_set():
+                        return None, "service stopping"
+        except httpx.HTTPError as exc:
+            return None, type(exc).__name__
+        return bytes(buf), None
+
+    def _transition(self, task: _Task | _Element, status: str, message: str = "") -> None:
         with self._cond:
             if self._stop.is_set() or task.status in TERMINAL:
                 return  # stopping, or already final (terminal states never change)
             task.status, task.status_msg, task.updated_at = status, message, _now_ms()
-            if status in TERMINAL:
+            if status in TERMINAL and task.holds_slot:
                 self._active -= 1  # the concurrency slot is held until the task finishes
             if status == "failed":
                 task.final_unit_deduction = "0"  # failed tasks are not billed
@@ -967,7 +1437,7 @@ class KlingEmulator:
 
     # -- callbacks ----------------------------------------------------------------------------
 
-    def _queue_callback_locked(self, task: _Task) -> None:
+    def _queue_callback_locked(self, task: _Task | _Element) -> None:
         if task.callback_url is None:
             return
         if self._chance_locked(self.settings.drop_callback_rate):
@@ -986,7 +1456,7 @@ class KlingEmulator:
             task.callback_draining = True
             self._callback_pool.submit(self._drain_callbacks, task)
 
-    def _drain_callbacks(self, task: _Task) -> None:
+    def _drain_callbacks(self, task: _Task | _Element) -> None:
         while True:
             with self._cond:
                 if not task.callback_queue or self._stop.is_set():
