@@ -49,7 +49,7 @@ local: $(STAMP)
 	$(PY) -m local.stack
 
 demo: $(STAMP)
-	$(PY) -m local.demo $(if $(CLIP),--clip "$(CLIP)") $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(MODE),--mode "$(MODE)")
+	$(PY) -m local.demo $(if $(CLIP),--clip "$(CLIP)") $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(MODE),--mode "$(MODE)") $(if $(SPEC),--spec "$(SPEC)")
 
 clean:
 	rm -rf $(VENV) .clipedit demo-output .pytest_cache

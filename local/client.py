@@ -70,6 +70,35 @@ class LocalClient:
                 raise TimeoutError(f"job {job_id} still {last_status} after {timeout:.0f} s")
             self._wait_for_any_event()
 
+    def jobs_for_source(self, key: str) -> list[dict[str, Any]]:
+        """Jobs made from one uploaded object (a clip, manifest or batch). A scan: demo and tests only."""
+        items: list[dict[str, Any]] = []
+        for page in self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.info["jobs_table"], FilterExpression="input_key = :k AND attribute_exists(#s)",
+            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":k": {"S": key}},
+        ):
+            items += [{k: python_value(_deserializer.deserialize(v)) for k, v in item.items()} for item in page["Items"]]
+        return sorted(items, key=lambda job: (job.get("batch_row") or 0, job.get("variant") or "", job["job_id"]))
+
+    def wait_for_source(self, key: str, *, timeout: float = 120.0, expected: int | None = None,
+                        on_change: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Wait until the object's jobs exist (``expected`` of them, when known) and are all terminal."""
+        deadline = time.monotonic() + timeout
+        seen: dict[str, str] = {}
+        while True:
+            jobs = self.jobs_for_source(key)
+            for job in jobs:
+                if seen.get(job["job_id"]) != job["status"]:
+                    seen[job["job_id"]] = job["status"]
+                    if on_change:
+                        on_change(job)
+            enough = len(jobs) >= expected if expected else bool(jobs)
+            if enough and all(job["status"] in TERMINAL for job in jobs):
+                return jobs
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"jobs of {key} not all terminal after {timeout:.0f} s: {seen}")
+            self._wait_for_any_event()
+
     def _wait_for_any_event(self) -> None:
         messages = self.sqs.receive_message(
             QueueUrl=self.info["events_queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=1

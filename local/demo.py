@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt", default=DEFAULT_PROMPT)
     parser.add_argument("--mode", choices=["std", "pro"], default="std")
     parser.add_argument("--keep-audio", choices=["true", "false"], default="true")
+    parser.add_argument("--spec", type=Path, help="a JSON manifest to run instead of metadata; local file paths in "
+                        "its *_url fields are uploaded to the inbox first (see examples/specs/)")
     parser.add_argument("--out", type=Path, default=ROOT / "demo-output")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
@@ -55,13 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     say("starting the local stack (moto, Kling emulator, callback gateway)...")
     with LocalStack() as stack:
         client = LocalClient(stack.info)
-        key = f"{stack.info['incoming_prefix']}demo/{clip.name}"
-        job_id = client.upload_clip(clip, key, {"prompt": args.prompt, "mode": args.mode, "keep-audio": args.keep_audio})
-        say(f"uploaded s3://{stack.info['inbox_bucket']}/{key} -> job {job_id}")
 
         def progress(job: dict) -> None:
             extra = f" ({job.get('error_code')}: {job.get('error_message')})" if job.get("error_code") else ""
-            say(f"  [{time.monotonic() - started:6.1f} s] {job['status']}{extra}")
+            label = f" {job['variant']}" if job.get("variant") else ""
+            say(f"  [{time.monotonic() - started:6.1f} s]{label} {job['status']}{extra}")
+
+        if args.spec:
+            return _run_spec(client, args, clip, progress, say)
+        key = f"{stack.info['incoming_prefix']}demo/{clip.name}"
+        job_id = client.upload_clip(clip, key, {"prompt": args.prompt, "mode": args.mode, "keep-audio": args.keep_audio})
+        say(f"uploaded s3://{stack.info['inbox_bucket']}/{key} -> job {job_id}")
 
         job = client.wait_for_job(job_id, timeout=args.timeout, on_change=progress)
         if job["status"] == "SUCCEEDED":
@@ -75,6 +81,48 @@ def main(argv: list[str] | None = None) -> int:
                 f"audio={after['has_audio']} mean RGB={after['mean_rgb']}")
     print(json.dumps(job, sort_keys=True, default=str))
     return 0 if job["status"] == "SUCCEEDED" else 1
+
+
+def _run_spec(client, args, clip: Path, progress, say) -> int:  # type: ignore[no-untyped-def]
+    """Upload the manifest's local media, then the manifest under jobs/demo/, and follow its jobs."""
+    from local.media import probe
+
+    spec_path = args.spec.resolve()
+    manifest = json.loads(spec_path.read_text())
+    bucket = client.info["inbox_bucket"]
+
+    def upload_local(value: str) -> str:
+        path = (spec_path.parent / value)
+        if "://" in value or not path.is_file():
+            return value  # already an https://, s3:// or inbox key reference
+        key = f"demo/media/{path.name}"
+        client.s3.upload_file(str(path), bucket, key)
+        say(f"uploaded {value} -> s3://{bucket}/{key}")
+        return key
+
+    if "video_url" not in manifest:
+        manifest["video_url"] = str(clip)
+    manifest["video_url"] = upload_local(manifest["video_url"])
+    manifest["image_urls"] = [upload_local(u) for u in manifest.get("image_urls", [])]
+    for element in manifest.get("elements", []):
+        element["frontal_image_url"] = upload_local(element["frontal_image_url"])
+        element["reference_image_urls"] = [upload_local(u) for u in element["reference_image_urls"]]
+    key = f"jobs/demo/{spec_path.name}"
+    client.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
+    say(f"uploaded manifest s3://{bucket}/{key}")
+    jobs = client.wait_for_source(key, timeout=args.timeout, on_change=progress)
+    for job in jobs:
+        if job["status"] == "SUCCEEDED":
+            suffix = f".{job['variant']}" if job.get("variant") else ""
+            local_path = client.download_output(job, args.out / f"{spec_path.stem}{suffix}.edited.mp4")
+            job["local_path"] = str(local_path)
+            after = probe(local_path)
+            say(f"edited clip: {local_path} (s3://{job['output_bucket']}/{job['output_key']}) "
+                f"{after['width']}x{after['height']} audio={after['has_audio']} mean RGB={after['mean_rgb']}")
+    ok = bool(jobs) and all(job["status"] == "SUCCEEDED" for job in jobs)
+    record = jobs[0] if len(jobs) == 1 else {"status": "SUCCEEDED" if ok else "FAILED", "jobs": jobs}
+    print(json.dumps(record, sort_keys=True, default=str))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

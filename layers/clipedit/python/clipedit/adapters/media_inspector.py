@@ -29,17 +29,23 @@ class RangeMediaInspector:
         return HttpRangeReader(self._http, ref.url)
 
     def _guard(self, ref: MediaRef, action: Any) -> Any:
+        reader = None
         try:
-            return action(self._reader(ref))
+            reader = self._reader(ref)
+            return action(reader)
         except MediaRejected:
             raise
         except ClientError as error:
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            raise MediaRejected(f"{ref} cannot be read (HTTP {status}); check that it exists",
+            raise MediaRejected(f"{_without_query(ref)} cannot be read (HTTP {status}); check that it exists",
                                 code="REFERENCE_UNREADABLE") from None
         except (httpx.HTTPError, BotoCoreError, OSError) as error:
-            raise MediaRejected(f"{ref} cannot be read: {type(error).__name__}: {error}",
+            raise MediaRejected(f"{_without_query(ref)} cannot be read: {type(error).__name__}",
                                 code="REFERENCE_UNREADABLE") from None
+        finally:
+            close = getattr(reader, "close", None)
+            if close is not None:
+                close()  # an HTTP stream from a server that ignores Range must not linger
 
     def video(self, ref: MediaRef) -> VideoFacts:
         return self._guard(ref, probe_video)
@@ -56,3 +62,8 @@ class RangeMediaInspector:
             return sha.hexdigest()
 
         return self._guard(ref, digest)
+
+
+def _without_query(ref: MediaRef) -> str:
+    """References are quoted in job errors; a URL's query string may hold a signature."""
+    return str(ref).split("?", 1)[0] if ref.url else str(ref)

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from clipedit.domain.errors import MediaRejected, ProviderError, RetryLater, SpecError
 from clipedit.domain.job import Job, JobStatus, ObjectRef
 from clipedit.domain.manifest import MediaRef
-from clipedit.domain.media import check_image, check_video, limits_for
+from clipedit.domain.media import check_image, check_size_before_probe, check_video, limits_for
 from clipedit.ports import (
     Clock,
     EditProvider,
@@ -111,6 +111,8 @@ class SubmitJob:
         try:
             video = stored_ref(job.video_ref) if job.video_ref else MediaRef(
                 bucket=job.input_bucket, key=job.input_key, version_id=job.input_version_id)
+            if job.input_size and not job.video_ref:
+                check_size_before_probe(job.input_size, limits)  # a 5 GB upload is refused unread
             facts = self._inspector.video(video)
             check_video(facts, limits)
             for index, image in enumerate(self._all_images(job)):
