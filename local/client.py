@@ -99,6 +99,19 @@ class LocalClient:
                 raise TimeoutError(f"jobs of {key} not all terminal after {timeout:.0f} s: {seen}")
             self._wait_for_any_event()
 
+    def wait_for_batch(self, batch_id: str, *, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait for the batch record to be COMPLETED (its results file is written just before)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            item = self.dynamodb.get_item(TableName=self.info["jobs_table"], Key={"job_id": {"S": f"batch#{batch_id}"}},
+                                          ConsistentRead=True).get("Item")
+            batch = {k: python_value(_deserializer.deserialize(v)) for k, v in (item or {}).items()}
+            if batch.get("batch_status") == "COMPLETED":
+                return batch
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"batch {batch_id} not completed after {timeout:.0f} s: {batch.get('counts')}")
+            self._wait_for_any_event()
+
     def _wait_for_any_event(self) -> None:
         messages = self.sqs.receive_message(
             QueueUrl=self.info["events_queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=1

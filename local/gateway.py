@@ -7,6 +7,7 @@ handler's answer (statusCode, headers, body) is relayed as the HTTP response.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -96,7 +97,8 @@ class CallbackGateway:
             return
         try:
             result = self._invoke(event)
-        except Exception:  # API Gateway answers 500 when the integration fails
+        except Exception:  # API Gateway answers 500 when the integration fails (and Lambda logs it)
+            logging.getLogger("clipedit.local.gateway").exception("callback handler failed")
             self._reply(request, 500, {"message": "Internal Server Error"})
             return
         status = int(result.get("statusCode", 200))

@@ -93,9 +93,13 @@ class StatusRecorder:
         terminal = sum(int(counts.get(status.value, 0)) for status in TERMINAL_STATUSES)
         if terminal < int(batch.get("total", 0)) or not batch.get("expanded"):
             return
+        if batch.get("completed_at"):
+            return
+        # Results first, then the claim: COMPLETED always means the file exists. Two jobs finishing
+        # at once may both write it (same content); only the claim's winner publishes the event.
+        self._write_results(batch)
         if not self._batches.claim_completion(batch["batch_id"], now=self._now()):
             return
-        self._write_results(batch)
         try:
             self._events.publish(BATCH_COMPLETED_DETAIL_TYPE, {
                 "batch_id": batch["batch_id"], "source_bucket": batch["source_bucket"],
