@@ -12,6 +12,16 @@ pipeline can be exercised offline against the same wire format as `https://api-s
 * Tasks move `submitted -> processing -> succeed|failed` in background threads. The "edit" is real:
   the input is downloaded over HTTP, checked against Kling's input limits and re-encoded by
   `local.media.grade_video` with a visible colour grade at 24 fps.
+* References: `image_list[].image_url` must be an http(s) URL or raw base64 (a `data:` prefix is 1201),
+  and every `element_list[].element_id` must name a succeeded element of this account, else HTTP 400
+  code 1201 naming the id (a video character element is 1201 too: it cannot be combined with a
+  reference video). When the task runs, after the video checks, each image_list image is downloaded
+  (or decoded) and checked like element images: "image download failed: <url> (<reason>)" or
+  "invalid image: ..." fail the task, in both render modes. The elements' frontal images come from
+  the emulator's own copies. In `grade` mode the images, then each element's frontal image, are pasted
+  as thumbnails along the bottom-left edge of every output frame (`media.grade_video(overlays=...)`),
+  so the output visibly uses what the edit was sent. Task snapshots record the prompt, image_list URLs
+  and element_list ids as received.
 * Render modes (`CLIPEDIT_EMULATOR_RENDER`): `grade` (default) is the real edit above. `copy` is for
   load tests with hundreds of tasks: the result is the downloaded input, byte for byte, served as is
   (no decode, no encode; a `.mov` input is still served at `/results/{task_id}.mp4`). Input limits
@@ -47,10 +57,11 @@ QuantumNous/new-api's Go element client and its Kling element docs, Tencent Clou
   elements carry both keys; `tag_list` entries carry `tag_id` (the request form) and `id`/`name` (the
   reseller response form). WaveSpeed's "2-4 refer images" and the condensed copy in inference-sh/grid
   (`POST /v1/elements` with `name`/`image_url`) contradict the official page and are not emulated.
-* Processing: `submitted -> processing`, a wait of `element_seconds`, then every image is downloaded
-  (or base64-decoded) and checked against Kling's image limits (jpg/jpeg/png, <= 10 MB, sides >= 300 px,
-  aspect 1:2.5-2.5:1): a failed download ends the task `failed` with "image download failed: <url>
-  (<reason>)", anything else with "invalid image: ...". Video elements get the video checks above.
+* Processing: `submitted -> processing`, a wait of `element_seconds` (`CLIPEDIT_EMULATOR_ELEMENT_SECONDS`,
+  default 0.5 s), then every image is downloaded (or base64-decoded) and checked against Kling's image
+  limits (jpg/jpeg/png, <= 10 MB, sides >= 300 px, aspect 1:2.5-2.5:1): a failed download ends the
+  task `failed` with "image download failed: <url> (<reason>)", anything else with "invalid image:
+  ...". Video elements get the video checks above.
   Success mints a fresh `element_id`. Callbacks (body: the query `data`) go out on each status change
   through the same machinery, and drop/duplicate knobs, as video tasks. Element tasks take no video
   concurrency slot, and `fail_rate` does not apply to them.
@@ -283,6 +294,10 @@ class _Task:
     planned_failure: str | None  # decided at create time so seeded runs are reproducible
     created_at: int
     updated_at: int
+    prompt: str | None = None
+    image_urls: list[str] = field(default_factory=list)  # image_list[].image_url, as received
+    element_ids: list[int] = field(default_factory=list)  # element_list[].element_id, as received
+    element_frontals: list[Path] = field(default_factory=list)  # those elements' frontal images
     status: str = "submitted"
     status_msg: str = ""
     input_duration: float | None = None
@@ -304,6 +319,9 @@ class _Task:
             "refer_type": self.refer_type,
             "keep_original_sound": self.keep_original_sound,
             "video_url": self.video_url,
+            "prompt": self.prompt,
+            "image_urls": list(self.image_urls),
+            "element_ids": list(self.element_ids),
             "callback_url": self.callback_url,
             "request": json.loads(json.dumps(self.request)),  # deep copy
             "input_duration": self.input_duration,
@@ -452,6 +470,9 @@ class _CreateSpec:
     callback_url: str | None
     external_task_id: str | None
     watermark_enabled: bool
+    prompt: str | None
+    image_urls: tuple[str, ...]
+    element_ids: tuple[int, ...]
 
 
 def _is_http_url(value: Any) -> bool:
@@ -552,8 +573,7 @@ def _validate_create(body: dict[str, Any]) -> _CreateSpec:
         name = f"image_list[{i}]"
         if not isinstance(image, dict) or not isinstance(image.get("image_url"), str) or not image["image_url"]:
             raise _invalid(name, "must be an object with a non-empty image_url")
-        if image["image_url"].startswith("data:"):
-            raise _invalid(f"{name}.image_url", "base64 must be raw, without a data: prefix")
+        _check_image_ref(f"{name}.image_url", image["image_url"])
         image_type = image.get("type")
         if image_type is not None:
             if image_type not in ("first_frame", "end_frame"):
@@ -606,6 +626,9 @@ def _validate_create(body: dict[str, Any]) -> _CreateSpec:
         callback_url=callback_url,
         external_task_id=external_task_id,
         watermark_enabled=bool(watermark.get("enabled", False)),
+        prompt=prompt,
+        image_urls=tuple(image["image_url"] for image in images),
+        element_ids=tuple(element["element_id"] for element in elements),
     )
 
 
@@ -1119,7 +1142,8 @@ class KlingEmulator:
         spec = _validate_create(body)
 
         with self._cond:
-            # Duplicate check first: an idempotent retry should learn "already exists" even at capacity.
+            element_frontals = self._element_frontals_locked(spec.element_ids)
+            # Duplicate check next: an idempotent retry should learn "already exists" even at capacity.
             if spec.external_task_id is not None and spec.external_task_id in self._by_external:
                 raise ApiError(400, 1201, f"External_task_id {spec.external_task_id} already exists")
             if self._active >= self.settings.concurrency:
@@ -1142,6 +1166,10 @@ class KlingEmulator:
                 planned_failure=planned_failure,
                 created_at=now,
                 updated_at=now,
+                prompt=spec.prompt,
+                image_urls=list(spec.image_urls),
+                element_ids=list(spec.element_ids),
+                element_frontals=element_frontals,
             )
             self._tasks[task.task_id] = task
             self._order.append(task.task_id)
@@ -1163,6 +1191,23 @@ class KlingEmulator:
             self._task_threads = [t for t in self._task_threads if t.is_alive()] + [thread]
         thread.start()
         return data
+
+    def _element_frontals_locked(self, element_ids: Iterable[int]) -> list[Path]:
+        """The frontal images of the elements an edit references; 1201 naming the first unusable id."""
+        frontals: list[Path] = []
+        for i, element_id in enumerate(element_ids):
+            name = f"element_list[{i}].element_id"
+            element = self._elements_by_id.get(element_id)  # only succeeded elements have an id
+            if element is None:
+                raise _invalid(name, f"element {element_id} does not exist")
+            if element.frontal_path is None:  # video_refer: no frontal image
+                raise _invalid(
+                    name,
+                    f"element {element_id} is a video character element; only multi-image elements can be "
+                    "combined with a reference video",
+                )
+            frontals.append(element.frontal_path)
+        return frontals
 
     def _create_element(self, raw: bytes) -> dict[str, Any]:
         body = self._json_object(raw)
@@ -1260,7 +1305,11 @@ class KlingEmulator:
                 return
             with self._cond:
                 task.input_duration = facts["duration_seconds"]
-            self._render(task, src, render)
+            overlays, problem = self._fetch_references(task)
+            if problem is not None:
+                self._transition(task, "failed", problem)
+                return
+            self._render(task, src, render, overlays)
         except Exception:
             log.exception("emulator bug in task %s", task.task_id)
             self._transition(task, "failed", "Internal server error")
@@ -1286,7 +1335,18 @@ class KlingEmulator:
             return f"video download failed: {type(exc).__name__}"
         return None
 
-    def _render(self, task: _Task, src: Path, render: str) -> None:
+    def _fetch_references(self, task: _Task) -> tuple[list[bytes], str | None]:
+        """The edit's reference images, in prompt order (`<<<image_N>>>`, then `<<<element_N>>>`)."""
+        references: list[bytes] = []
+        for i, ref in enumerate(task.image_urls):
+            data, problem = self._fetch_image(ref, f"image_list[{i}].image_url")
+            if problem is not None or data is None:
+                return [], problem or "invalid image"
+            references.append(data)
+        references.extend(path.read_bytes() for path in task.element_frontals)
+        return references, None
+
+    def _render(self, task: _Task, src: Path, render: str, overlays: list[bytes]) -> None:
         assert self._work_dir is not None
         assert task.input_duration is not None
         dst = self._work_dir / f"{task.task_id}.mp4"
@@ -1296,7 +1356,7 @@ class KlingEmulator:
         else:
             try:
                 future = self._render_pool.submit(
-                    media.grade_video, src, dst, keep_audio=task.keep_original_sound == "yes"
+                    media.grade_video, src, dst, keep_audio=task.keep_original_sound == "yes", overlays=overlays
                 )
                 duration = future.result()["duration_seconds"]
             except (CancelledError, RuntimeError):
@@ -1353,9 +1413,9 @@ class KlingEmulator:
                     return
                 element.element_id = self._next_element_id_locked()
                 element.frontal_path = frontal_path
-                self._elements_by_id[element.element_id] = element
-                self._stats["elements_created"] += 1
                 self._transition(element, "succeed")  # the condition's lock is re-entrant
+                self._elements_by_id[element.element_id] = element  # usable from now on
+                self._stats["elements_created"] += 1
         except Exception:
             log.exception("emulator bug in element task %s", element.task_id)
             self._transition(element, "failed", "Internal server error")

@@ -21,7 +21,7 @@ import jwt
 import pytest
 
 from local.kling_emulator import EmulatorSettings, KlingEmulator
-from local.media import make_sample_clip, probe
+from local.media import make_sample_clip, make_sample_image, probe
 
 AK = "ak-test-0001"
 SK = "sk-test-secret-with-at-least-32-bytes-0001"  # >= 32 bytes: no weak-HMAC-key warnings
@@ -93,7 +93,7 @@ class MediaHost:
         self._server.server_close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: test_kling_emulator_elements imports it too
 def clip_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """A realistic-but-small valid Kling input: 1280x720, 3 s, 24 fps, with audio."""
     path = tmp_path_factory.mktemp("clips") / "source.mp4"
@@ -101,7 +101,7 @@ def clip_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return path.read_bytes()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_clip_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """Decodable but below Kling's 720 px minimum side."""
     path = tmp_path_factory.mktemp("clips") / "small.mp4"
@@ -575,19 +575,35 @@ def test_non_object_json_is_1200(start_emulator: Callable[..., KlingEmulator], r
 def test_four_references_and_max_prompt_are_accepted(
     start_emulator: Callable[..., KlingEmulator], media_host: MediaHost
 ) -> None:
-    emulator = start_emulator(processing_seconds=60)  # accepted is all we check; stop() ends it
+    emulator = start_emulator(processing_seconds=60, element_seconds=0.0)  # accepted is all we check
+    media_host.files["/img/ref.png"] = make_sample_image()
+    element_ids = []
+    for _ in range(2):  # element_list must name existing elements: make two through the element API
+        images = {"frontal_image": media_host.url("/img/ref.png"),
+                  "refer_images": [{"image_url": media_host.url("/img/ref.png")}]}
+        resp = httpx.post(
+            emulator.base_url + "/v1/general/advanced-custom-elements",
+            json={"element_name": "ref", "element_description": "a reference", "reference_type": "image_refer",
+                  "element_image_list": images},
+            headers=auth(),
+        )
+        element_ids.append(emulator.wait_for_status(resp.json()["data"]["task_id"], "succeed", WAIT)["element_id"])
     body = edit_body(
         media_host,
         prompt="p" * 2500,
         sound="off",
-        image_list=[{"image_url": "https://img/1.png"}, {"image_url": "aGVsbG8="}],
-        element_list=[{"element_id": 11}, {"element_id": 12}],
+        image_list=[{"image_url": "https://img/1.png"}, {"image_url": "aGVsbG8="}],  # a URL and raw base64
+        element_list=[{"element_id": element_id} for element_id in element_ids],
         watermark_info={"enabled": True},
         duration="5",  # ignored for base edits
     )
     resp = create(emulator, body)
     assert resp.status_code == 200, resp.text
     assert query(emulator, f"/{resp.json()['data']['task_id']}").json()["data"]["watermark_info"] == {"enabled": True}
+    [snap] = emulator.tasks()  # what Kling was sent, as received
+    assert snap["prompt"] == "p" * 2500
+    assert snap["image_urls"] == ["https://img/1.png", "aGVsbG8="]
+    assert snap["element_ids"] == element_ids
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ what an edit does with its references (validated at create, downloaded when run,
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -300,3 +299,101 @@ def test_bad_element_images_fail_the_task(
     q = query_element(emulator, f"/{task_id}").json()
     assert q["code"] == 0 and q["data"]["task_status"] == "failed" and "task_result" not in q["data"]
     assert emulator.stats()["elements_created"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Omni-video references: element_list and image_list
+
+
+def test_edit_with_unknown_element_id_is_rejected(emulator: KlingEmulator, host: MediaHost) -> None:
+    known = make_element(emulator, host)
+    unknown = known + 1
+    body = edit_body(host, element_list=[{"element_id": known}, {"element_id": unknown}])
+    payload = assert_error(create(emulator, body), 400, 1201, "element_list[1].element_id")
+    assert str(unknown) in payload["message"] and "does not exist" in payload["message"]
+    assert emulator.tasks() == [] and emulator.stats()["creates_accepted"] == 0
+    # A failed element never gets an id, so there is nothing to reference; the known one works.
+    assert create(emulator, edit_body(host, element_list=[{"element_id": known}])).status_code == 200
+
+
+def test_edit_with_a_video_element_is_rejected(emulator: KlingEmulator, host: MediaHost) -> None:
+    """Video character elements cannot be combined with a reference video (section 1.3)."""
+    body = element_body(host, reference_type="video_refer", element_image_list=None,
+                        element_video_list={"refer_videos": [{"video_url": host.url("/clips/portrait.mp4")}]})
+    element_id = make_element(emulator, host, **{k: body.get(k) for k in ("reference_type", "element_image_list",
+                                                                          "element_video_list")})
+    assert_error(create(emulator, edit_body(host, element_list=[{"element_id": element_id}])),
+                 400, 1201, "video character element")
+
+
+@pytest.mark.parametrize(
+    ("image_url", "field"),
+    [
+        ("data:image/png;base64,iVBORw0KGgo=", "without a data: prefix"),
+        ("ftp://host/x.png", "image_list[0].image_url"),
+        ("not base64, not a URL", "image_list[0].image_url"),
+    ],
+    ids=["data-url", "ftp-url", "neither"],
+)
+def test_edit_with_bad_image_reference_is_rejected(
+    emulator: KlingEmulator, host: MediaHost, image_url: str, field: str
+) -> None:
+    assert_error(create(emulator, edit_body(host, image_list=[{"image_url": image_url}])), 400, 1201, field)
+    assert emulator.tasks() == []
+
+
+@pytest.mark.parametrize("render", ["grade", "copy"])
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/img/missing.png", "image download failed: {url}/img/missing.png (HTTP 404)"),
+        ("/img/not-an-image.png", "invalid image: {url}/img/not-an-image.png is not a decodable image"),
+    ],
+    ids=["http-404", "not-an-image"],
+)
+def test_edit_whose_image_cannot_be_used_fails(
+    start_emulator: Callable[..., KlingEmulator], host: MediaHost, render: str, path: str, message: str
+) -> None:
+    emulator = start_emulator(render=render, processing_seconds=0.0)
+    body = edit_body(host, image_list=[{"image_url": host.url("/img/red.png")}, {"image_url": host.url(path)}])
+    task_id = create(emulator, body).json()["data"]["task_id"]
+    snap = emulator.wait_for_status(task_id, {"succeed", "failed"}, WAIT)
+    assert snap["status"] == "failed" and snap["status_msg"] == message.format(url=host.url(""))
+    q = query(emulator, f"/{task_id}").json()["data"]
+    assert q["task_status"] == "failed" and q["final_unit_deduction"] == "0"
+    assert emulator.stats()["active_tasks"] == 0
+
+
+def test_references_are_visible_in_the_output_and_recorded(
+    start_emulator: Callable[..., KlingEmulator], host: MediaHost, tmp_path: Path
+) -> None:
+    emulator = start_emulator(processing_seconds=0.0, element_seconds=0.0)
+    element_id = make_element(emulator, host, frontal="/img/red.png", refers=("/img/green.jpg",))
+    del host.files["/img/red.png"]  # Kling keeps its own copy: the element no longer needs its source URL
+    prompt = "Dress the man in <<<video_1>>> like <<<image_1>>> and give him the face of <<<element_1>>>"
+    body = edit_body(host, prompt=prompt, image_list=[{"image_url": host.url("/img/blue.png")}],
+                     element_list=[{"element_id": element_id}])
+    with_refs = create(emulator, body).json()["data"]["task_id"]
+    plain = create(emulator, edit_body(host)).json()["data"]["task_id"]
+
+    snap = emulator.wait_for_status(with_refs, {"succeed", "failed"}, WAIT)
+    assert snap["status"] == "succeed", snap["status_msg"]
+    assert snap["prompt"] == prompt
+    assert snap["image_urls"] == [host.url("/img/blue.png")] and snap["element_ids"] == [element_id]
+    assert emulator.wait_for_status(plain, {"succeed", "failed"}, WAIT)["status"] == "succeed"
+
+    outputs = {}
+    for name, task_id in (("refs", with_refs), ("plain", plain)):
+        url = query(emulator, f"/{task_id}").json()["data"]["task_result"]["videos"][0]["url"]
+        outputs[name] = tmp_path / f"{name}.mp4"
+        outputs[name].write_bytes(httpx.get(url).content)
+    # 1280x720 output: 120 px thumbnails (1/6), 12 px margins, rows 588-708. image_list comes first
+    # (blue, x 12-132), then the element's frontal image (red, x 144-264). Sample the tiles' centres.
+    rows = slice(610, 690)
+    blue_box, red_box = (rows, slice(30, 114)), (rows, slice(162, 246))
+    for index in (0, 71):  # first and last frame of the 3 s, 24 fps output
+        refs, bare = frame_rgb(outputs["refs"], index), frame_rgb(outputs["plain"], index)
+        assert mean_rgb(refs[blue_box]) == pytest.approx(BLUE, abs=25)
+        assert mean_rgb(refs[red_box]) == pytest.approx(RED, abs=25)
+        assert mean_rgb(bare[blue_box]) != pytest.approx(BLUE, abs=60)
+        assert mean_rgb(bare[red_box]) != pytest.approx(RED, abs=60)
