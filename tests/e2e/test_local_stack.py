@@ -96,3 +96,18 @@ def test_make_demo_runs_the_pipeline_end_to_end(tmp_path):
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert record["status"] == "SUCCEEDED"
     assert Path(record["local_path"]).is_file() and Path(record["local_path"]).parent == tmp_path
+
+
+def test_make_demo_with_a_spec_uses_the_reference_image_and_the_element(tmp_path):
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers/clipedit/python'}:{ROOT}",
+               CLIPEDIT_EMULATOR_PROCESSING_SECONDS="0.5")
+    result = subprocess.run(
+        [sys.executable, "-m", "local.demo", "--out", str(tmp_path), "--spec",
+         str(ROOT / "examples/specs/reference-and-element.json")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["status"] == "SUCCEEDED" and record["output_key"] == "edited/demo/sample-mascot.mp4"
+    assert len(record["element_ids"]) == 1 and len(record["image_urls"]) == 1
+    assert Path(record["local_path"]).is_file()
