@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -18,6 +19,8 @@ from clipedit.usecases.finalize import CallbackRejected, JobNotFound
 from clipedit.wiring import Container
 
 logger = Logger()
+# httpx logs every request URL at INFO; provider result URLs are signed: never let them reach a log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 container = Container(Settings.from_env())  # validated at cold start
 MAX_CALLBACK_BODY_BYTES = 64 * 1024  # a Kling callback is ~1 KB; anything huge is not one
 

@@ -10,6 +10,7 @@ visibility to the wait instead of sleeping.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -23,6 +24,8 @@ from clipedit.usecases.dispatch import MESSAGE_KIND
 from clipedit.wiring import Container
 
 logger = Logger()
+# httpx logs every request URL at INFO; presigned and signed URLs must never reach a log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 container = Container(Settings.from_env())  # validated at cold start
 
 
