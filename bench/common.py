@@ -606,3 +606,183 @@ def run_json_child(args: list[str], *, timeout: float, env: dict[str, str] | Non
 def emit_child_result(result: dict[str, Any]) -> None:
     sys.__stdout__.write(RESULT_PREFIX + json.dumps(result) + "\n")
     sys.__stdout__.flush()
+
+
+# --- a function's environment, as the template would set it on AWS -------------------------------------
+
+
+def template_function_env(logical_id: str, region: str = "us-east-1", account: str = "123456789012") -> dict[str, str]:
+    """The function's environment variables from template.yaml (Globals merged), every intrinsic
+    resolved to a plausible AWS value (parameter defaults; names, ARNs and URLs made up from the
+    logical ids). For benchmarks that load a handler outside the local stack."""
+    from local.template import function_spec, load_template, parameter_defaults
+
+    template = load_template()
+    resources = template["Resources"]
+    params = parameter_defaults(template)
+    pseudo = {"AWS::Region": region, "AWS::AccountId": account, "AWS::URLSuffix": "amazonaws.com",
+              "AWS::StackName": "clipedit", "AWS::Partition": "aws",
+              "AWS::StackId": f"arn:aws:cloudformation:{region}:{account}:stack/clipedit/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"}
+
+    def ref(name: str) -> str:
+        if name in pseudo:
+            return pseudo[name]
+        if name in params:
+            return params[name]
+        kind = resources.get(name, {}).get("Type", "")
+        slug = "clipedit-" + re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+        if kind == "AWS::SQS::Queue":
+            return f"https://sqs.{region}.amazonaws.com/{account}/{slug}"
+        if kind in ("AWS::SecretsManager::Secret",):
+            return f"arn:aws:secretsmanager:{region}:{account}:secret:{slug}-AbCdEf"
+        if kind in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
+            return f"arn:aws:states:{region}:{account}:stateMachine:{slug}"
+        if kind in ("AWS::Serverless::HttpApi",):
+            return "abc123defg"
+        return slug
+
+    def attr(resource: str, attribute: str) -> str:
+        if attribute == "Arn":
+            return f"arn:aws:service:{region}:{account}:{ref(resource)}"
+        return f"{ref(resource)}-{attribute.lower()}"
+
+    def resolve(value: Any) -> str:
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, (str, int, float)):
+            return str(value)
+        if isinstance(value, list):
+            return ",".join(resolve(v) for v in value)
+        if "Ref" in value:
+            return ref(value["Ref"])
+        if "Fn::GetAtt" in value:
+            resource, attribute = value["Fn::GetAtt"]
+            return attr(resource, attribute)
+        if "Fn::Sub" in value:
+            text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+
+            def substitute(match: re.Match[str]) -> str:
+                name = match.group(1)
+                if name in variables:
+                    return resolve(variables[name])
+                if "." in name and not name.startswith("AWS::"):
+                    resource, attribute = name.split(".", 1)
+                    return attr(resource, attribute)
+                return ref(name)
+
+            return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+        if "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            if isinstance(parts, dict):  # !Join [",", !Ref ListParameter]
+                return resolve(parts).replace(",", separator)
+            return separator.join(resolve(p) for p in parts)
+        if "Fn::Select" in value:
+            index, items = value["Fn::Select"]
+            items = resolve(items).split(",") if not isinstance(items, list) else [resolve(i) for i in items]
+            return items[int(index)] if int(index) < len(items) else ""
+        if "Fn::Split" in value:
+            separator, text = value["Fn::Split"]
+            return ",".join(resolve(text).split(separator))
+        if "Fn::If" in value:
+            return resolve(value["Fn::If"][1])
+        raise ValueError(f"cannot resolve {value!r}")
+
+    spec = function_spec(template, logical_id)
+    env = {name: resolve(value) for name, value in spec["environment"].items()}
+    env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": region, "AWS_REGION": region,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec["memory"])})
+    return env
+
+
+# --- the package set a deployed function sees ------------------------------------------------------------
+
+
+def _dist_key(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def package_closure(roots: list[str]) -> set[str]:
+    """Installed distributions reachable from ``roots`` through their non-extra requirements."""
+    from importlib import metadata
+
+    todo = list(roots)
+    seen: set[str] = set()
+    while todo:
+        name = _dist_key(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            continue
+        for requirement in requires:
+            if "extra ==" in requirement.replace("extra==", "extra =="):
+                continue
+            todo.append(re.split(r"[<>=!~;\[ (]", requirement.strip(), maxsplit=1)[0])
+    return seen
+
+
+def layer_requirements(requirements: Path = LAYER / "requirements.txt") -> list[str]:
+    return [re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0]
+            for line in requirements.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def lambda_package_closure(runtime: tuple[str, ...] = ("boto3",)) -> set[str]:
+    """Distributions a deployed function can import: the layer's requirements and the runtime's
+    boto3, with their (non-extra) dependencies, from the installed metadata."""
+    return package_closure([*layer_requirements(), *runtime])
+
+
+def top_level_modules(dists: set[str]) -> set[str]:
+    """Top-level import names provided by the given installed distributions."""
+    from importlib import metadata
+
+    names: set[str] = set()
+    for dist in metadata.distributions():
+        if _dist_key(dist.metadata["Name"] or "") not in dists:
+            continue
+        tops = set((dist.read_text("top_level.txt") or "").split())
+        if not tops:
+            for file in dist.files or []:
+                parts = file.parts
+                if parts and not parts[0].endswith((".dist-info", ".egg-info", ".data")) and parts[0] != "..":
+                    tops.add(parts[0][:-3] if parts[0].endswith(".py") else parts[0])
+        names.update(t for t in tops if t and not t.startswith("__"))
+    return names
+
+
+def blocked_top_level_modules(allowed: set[str]) -> list[str]:
+    """Top-level modules of installed distributions a deployed function would not have (dev and
+    test tools in the venv: moto, pytest, PyAV, rich, cryptography, awscrt, ...)."""
+    from importlib import metadata
+
+    allowed_modules: set[str] = set()
+    others: dict[str, set[str]] = {}
+    for dist in metadata.distributions():
+        name = _dist_key(dist.metadata["Name"] or "")
+        tops = set((dist.read_text("top_level.txt") or "").split())
+        if not tops:
+            for file in dist.files or []:
+                parts = file.parts
+                if parts and not parts[0].endswith((".dist-info", ".egg-info", ".data")) and parts[0] != "..":
+                    tops.add(parts[0][:-3] if parts[0].endswith(".py") else parts[0])
+        tops = {t for t in tops if t and not t.startswith("__")}
+        (allowed_modules.update(tops) if name in allowed else others.setdefault(name, set()).update(tops))
+    blocked = set().union(*others.values()) - allowed_modules if others else set()
+    return sorted(m for m in blocked if m.isidentifier() and m not in sys.stdlib_module_names)
+
+
+def import_blocker_code(blocked: list[str]) -> str:
+    """Python source that makes the listed top-level modules unimportable (as if not installed)."""
+    return (
+        "import sys as _sys\n"
+        f"_BLOCKED = frozenset({sorted(blocked)!r})\n"
+        "class _NotDeployed:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] in _BLOCKED:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "        return None\n"
+        "_sys.meta_path.insert(0, _NotDeployed())\n"
+    )

@@ -1,0 +1,301 @@
+"""Benchmark 3 - cold start: import + init of each handler in a fresh interpreter, against a fresh
+interpreter that only imports boto3 and creates the same clients.
+
+* handler run: ``functions/<name>/app.py`` loaded the way the local runtime (and Lambda) loads it,
+  with the function's complete environment, then its container builds what the first invocation
+  needs: every ``container.<name>`` the handler's source uses, plus the secrets provider (each
+  boto3 client, the httpx clients); nothing touches the network.
+* baseline run: ``import boto3`` and one client per AWS service the handler uses, learnt from an
+  untimed discovery run of the handler that records every client it creates (a handler creating
+  two clients of one service is charged for the second).
+
+Package set as deployed: the venv holds dev tools a Lambda does not (moto, PyAV, rich, click,
+cryptography, pyOpenSSL, awscrt...), and some libraries import them when present (httpx its CLI,
+botocore awscrt and pyOpenSSL). Every child therefore runs with an import hook that hides every
+installed distribution outside the layer's ``requirements.txt`` + boto3 dependency closure.
+
+Figure: median wall time from spawning the interpreter to the end of init (the child stamps the
+wall clock when it is ready; process teardown, which Lambda never pays, is left out) over N runs,
+handler and baseline interleaved. In-process import/init and spawn-to-exit are reported too.
+
+Bytecode as on Lambda: the deployment package and layer are read-only there and ``sam build`` does
+not compile our sources, so our modules are compiled at every cold start while the dependencies'
+``.pyc`` (pip compiles on install; the runtime's boto3 is precompiled) are used. The bench
+reproduces that with a private ``PYTHONPYCACHEPREFIX``: a first run fills it, our code's entries
+are then removed and the measured runs do not write bytecode. A second set of runs with our
+bytecode cached shows what shipping ``.pyc`` would save. One ``-X importtime`` run per handler
+lists the heaviest top-level imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "layers" / "clipedit" / "python"),
+                str(Path(__file__).resolve().parents[1])]
+
+from bench.common import (  # noqa: E402
+    ROOT,
+    blocked_top_level_modules,
+    child_env,
+    import_blocker_code,
+    lambda_package_closure,
+    median,
+    package_closure,
+    top_level_modules,
+    row,
+    say,
+    template_function_env,
+    write_result,
+)
+
+TARGET = 1.3
+
+LOGICAL_IDS = {"submit": "SubmitFunction", "finalize": "FinalizeFunction"}
+
+
+# The handler: loaded like the runtime loads it, then the container attributes the handler's code
+# uses (found in its source: ``container.<name>``) are built, plus the secrets provider (the first
+# provider call creates it). That is everything the first invocation would otherwise build.
+HANDLER_CODE = """
+import time
+t0 = time.perf_counter()
+{blocker}
+{preload}
+import functools, importlib.util, inspect, json, sys
+{discover}
+spec = importlib.util.spec_from_file_location("app", {path!r})
+module = importlib.util.module_from_spec(spec)
+sys.modules["app"] = module
+spec.loader.exec_module(module)
+t1 = time.perf_counter()
+container = module.container
+for name in {attributes!r}:
+    if isinstance(inspect.getattr_static(type(container), name, None), (functools.cached_property, property)):
+        getattr(container, name)
+t2 = time.perf_counter()
+third_party = sorted(m for m in sys.modules if m.partition(".")[0] in {third_party_tops!r}) if created is not None else []
+print(json.dumps({{"ready_at": time.time(), "import_s": t1 - t0, "init_s": t2 - t1, "modules": len(sys.modules),
+                  "clients": created, "third_party": third_party}}))
+"""
+
+# Only in the (untimed) discovery run: record every boto3 client the handler creates.
+DISCOVER = """
+import botocore.session
+created = []
+_create_client = botocore.session.Session.create_client
+def _recording(self, service_name, *args, **kwargs):
+    config = kwargs.get("config")
+    created.append([service_name, getattr(config, "signature_version", None) if config else None])
+    return _create_client(self, service_name, *args, **kwargs)
+botocore.session.Session.create_client = _recording
+"""
+
+BASELINE_CODE = """
+import time
+t0 = time.perf_counter()
+{blocker}
+import json, sys
+import boto3
+from botocore.config import Config
+t1 = time.perf_counter()
+clients = [boto3.client(service) for service in {clients!r}]
+for name in {imports!r}:
+    __import__(name)
+t2 = time.perf_counter()
+print(json.dumps({{"ready_at": time.time(), "import_s": t1 - t0, "init_s": t2 - t1, "modules": len(sys.modules), "clients": []}}))
+"""
+
+HANDLERS = {
+    "submit": ROOT / "functions" / "submit" / "app.py",
+    "finalize": ROOT / "functions" / "finalize" / "app.py",
+}
+
+
+def handler_attributes(handler: str) -> list[str]:
+    import re
+
+    used = re.findall(r"\bcontainer\.([A-Za-z_]\w*)", HANDLERS[handler].read_text())
+    return sorted(set(used)) + ["_secrets"]
+
+
+BLOCKER = ""  # set in main(): the dev-only packages made unimportable
+THIRD_PARTY_TOPS: list[str] = []  # set in main(): the layer's own dependencies (not the SDK)
+
+
+def code_for(kind: str, handler: str, clients: list[str] | None = None, discover: bool = False,
+             preload: bool = False, imports: list[str] | None = None) -> str:
+    if kind == "handler":
+        return HANDLER_CODE.format(path=str(HANDLERS[handler]), attributes=handler_attributes(handler),
+                                   discover=DISCOVER if discover else "created = None", blocker=BLOCKER,
+                                   preload="import boto3, boto3.dynamodb.types, botocore.config" if preload else "",
+                                   third_party_tops=THIRD_PARTY_TOPS)
+    return BASELINE_CODE.format(clients=clients or [], blocker=BLOCKER, imports=imports or [])
+
+
+def steps(handler: str, services: list[str], created: list[list[Any]], third_party: list[str]) -> dict[str, str]:
+    """The handler, the baseline, and two steps between them that say where the difference goes."""
+    return {
+        "handler": code_for("handler", handler),
+        "baseline": code_for("baseline", handler, services),
+        "+duplicate clients": code_for("baseline", handler, [service for service, _sig in created]),
+        "+dependencies": code_for("baseline", handler, [service for service, _sig in created], imports=third_party),
+    }
+
+
+def distinct_services(created: list[list[Any]]) -> list[str]:
+    return list(dict.fromkeys(service for service, _signature in created))
+
+
+def run_once(code: str, env: dict[str, str], extra_args: list[str] | None = None) -> dict[str, Any]:
+    args = [sys.executable, *(extra_args or []), "-c", code]
+    spawned = time.time()
+    started = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"cold-start child failed:\n{proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall  # spawn to exit (includes interpreter teardown)
+    result["ready_s"] = result["ready_at"] - spawned  # spawn to initialised: what a cold start costs
+    result["stderr"] = proc.stderr
+    return result
+
+
+def drop_our_bytecode(prefix: Path) -> int:
+    """Remove the cached bytecode of our own sources (layer, functions) from the private prefix."""
+    removed = 0
+    mirror = prefix / str(ROOT).lstrip("/")
+    for sub in ("layers", "functions", "local"):
+        target = mirror / sub
+        if target.exists():
+            removed += sum(1 for _ in target.rglob("*.pyc"))
+            shutil.rmtree(target)
+    return removed
+
+
+def top_imports(stderr: str, limit: int = 8) -> list[dict[str, Any]]:
+    """Top-level imports by cumulative time from ``-X importtime`` output."""
+    entries = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:"):
+            continue
+        parts = line[len("import time:"):].split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue  # the header line
+        name = parts[2]
+        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
+        if depth == 0:
+            entries.append({"module": name.strip(), "cumulative_ms": int(parts[1]) / 1000})
+    entries.sort(key=lambda e: e["cumulative_ms"], reverse=True)
+    return entries[:limit]
+
+
+def measure(handler: str, runs: int, env: dict[str, str], kinds: dict[str, str]) -> dict[str, Any]:
+    """Median timings of each kind of child (``kinds``: name -> code), runs interleaved."""
+    samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    names = list(kinds)
+    for i in range(runs):
+        for kind in (names if i % 2 == 0 else names[::-1]):
+            result = run_once(kinds[kind], env)
+            result.pop("stderr")
+            samples[kind].append(result)
+    summary: dict[str, Any] = {}
+    for kind, values in samples.items():
+        summary[kind] = {key: round(median([v[key] for v in values]), 4) for key in ("ready_s", "wall_s", "import_s", "init_s")}
+        summary[kind]["in_process_s"] = round(median([v["import_s"] + v["init_s"] for v in values]), 4)
+        summary[kind]["modules"] = values[-1]["modules"]
+    summary["ratio_ready"] = summary["handler"]["ready_s"] / summary["baseline"]["ready_s"]
+    summary["ratio_wall"] = summary["handler"]["wall_s"] / summary["baseline"]["wall_s"]
+    summary["ratio_in_process"] = summary["handler"]["in_process_s"] / summary["baseline"]["in_process_s"]
+    summary["runs"] = runs
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json")
+    parser.add_argument("--quick", action="store_true", help="5 runs per kind")
+    parser.add_argument("--runs", type=int, help="runs per kind and handler (default 15)")
+    args = parser.parse_args(argv)
+    runs = args.runs or (5 if args.quick else 15)
+
+    global BLOCKER, THIRD_PARTY_TOPS
+    closure = lambda_package_closure()
+    THIRD_PARTY_TOPS = sorted(top_level_modules(closure - package_closure(["boto3"])))
+    blocked = blocked_top_level_modules(closure)
+    BLOCKER = import_blocker_code(blocked)
+    prefix = Path(tempfile.mkdtemp(prefix="clipedit-bench-pycache-"))
+    rows, notes, details = [], [], {"runs": runs, "handlers": {}}
+    try:
+        envs: dict[str, dict[str, dict[str, str]]] = {}
+        created: dict[str, list[list[Any]]] = {}
+        third_party: dict[str, list[str]] = {}
+        clients: dict[str, list[str]] = {}
+        for handler in HANDLERS:  # learn each handler's clients; fill the private cache with bytecode
+            warm_env = child_env(**template_function_env(LOGICAL_IDS[handler]), PYTHONPYCACHEPREFIX=str(prefix))
+            warm_env.pop("PYTHONDONTWRITEBYTECODE", None)
+            envs[handler] = {"warm": warm_env, "cold": dict(warm_env, PYTHONDONTWRITEBYTECODE="1")}
+            discovered = run_once(code_for("handler", handler, discover=True), warm_env)
+            created[handler] = discovered["clients"]
+            clients[handler] = distinct_services(created[handler])
+            third_party[handler] = discovered["third_party"]
+            for code in steps(handler, clients[handler], created[handler], third_party[handler]).values():
+                run_once(code, warm_env)
+        details["clients_created"] = created
+        details["baseline_services"] = clients
+        details["deployed_packages"] = sorted(closure)
+        details["blocked_modules"] = blocked
+        details["our_pyc_removed"] = drop_our_bytecode(prefix)
+        for handler in HANDLERS:
+            say(f"cold start: {handler}, {runs} runs each (our code compiled at import, as on Lambda)")
+            cold_env, hot_env = envs[handler]["cold"], envs[handler]["warm"]
+            kinds = steps(handler, clients[handler], created[handler], third_party[handler])
+            cold = measure(handler, runs, cold_env, kinds)
+            say("  " + ", ".join(f"{k} {cold[k]['ready_s'] * 1000:.0f} ms" for k in kinds))
+            say(f"  spawn->ready: handler {cold['handler']['ready_s'] * 1000:.0f} ms vs baseline {cold['baseline']['ready_s'] * 1000:.0f} ms "
+                f"-> {cold['ratio_ready']:.2f}x (in-process {cold['ratio_in_process']:.2f}x, spawn->exit {cold['ratio_wall']:.2f}x)")
+            # Our bytecode cached (what shipping .pyc would give); written once, then reused.
+            run_once(code_for("handler", handler), hot_env)
+            hot = measure(handler, max(3, runs // 3), hot_env, {k: kinds[k] for k in ("handler", "baseline")})
+            importtime = run_once(code_for("handler", handler, preload=True), cold_env, ["-X", "importtime"])
+            imports = [e for e in top_imports(importtime["stderr"], limit=12)
+                       if e["module"].partition(".")[0] not in ("boto3", "botocore", "encodings", "site")][:8]
+            details["handlers"][handler] = {"our_code_compiled": cold, "our_bytecode_cached": hot, "top_imports": imports,
+                                            "initialised": handler_attributes(handler), "third_party_modules": third_party[handler]}
+            rows.append(row(
+                f"3 cold start {handler} (n={runs})",
+                f"handler {cold['handler']['ready_s'] * 1000:.0f} ms to ready (import {cold['handler']['import_s'] * 1000:.0f} + "
+                f"init {cold['handler']['init_s'] * 1000:.0f} ms in-process)",
+                f"boto3 + the same {len(clients[handler])} service clients {cold['baseline']['ready_s'] * 1000:.0f} ms",
+                cold["ratio_ready"], "<= 1.3x", cold["ratio_ready"] <= TARGET,
+            ))
+            heavy = ", ".join(f"{e['module']} {e['cumulative_ms']:.0f} ms" for e in imports[:5])
+            notes.append(f"{handler}: heaviest imports beyond the SDK (one -X importtime run, boto3 preloaded): {heavy}")
+            notes.append(f"{handler}: where the {(cold['handler']['ready_s'] - cold['baseline']['ready_s']) * 1000:.0f} ms go: "
+                         f"duplicate clients {(cold['+duplicate clients']['ready_s'] - cold['baseline']['ready_s']) * 1000:+.0f} ms, "
+                         f"layer dependencies' imports ({len(third_party[handler])} modules) "
+                         f"{(cold['+dependencies']['ready_s'] - cold['+duplicate clients']['ready_s']) * 1000:+.0f} ms, "
+                         f"our code and its objects {(cold['handler']['ready_s'] - cold['+dependencies']['ready_s']) * 1000:+.0f} ms")
+            if len(created[handler]) > len(clients[handler]):
+                notes.append(f"{handler}: creates {len(created[handler])} boto3 clients for {len(clients[handler])} services: "
+                             + ", ".join(f"{s} x{sum(1 for c in created[handler] if c[0] == s)}" for s in clients[handler]
+                                         if sum(1 for c in created[handler] if c[0] == s) > 1))
+            notes.append(f"{handler}: with our bytecode cached the ratio is {hot['ratio_ready']:.2f}x "
+                         f"(handler {hot['handler']['ready_s'] * 1000:.0f} ms to ready)")
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+    write_result(args.json, "cold_start", rows, details, notes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
