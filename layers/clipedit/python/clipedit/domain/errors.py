@@ -66,3 +66,11 @@ class ConfigError(ClipeditError):
     """The function's configuration is invalid; raised at cold start, never mid-job."""
 
     code = "CONFIG_ERROR"
+
+
+class UrlRejected(ClipeditError):
+    """A URL we did not build ourselves (a provider's result, a user's reference) breaks the fetch
+    policy: scheme, host allowlist, credentials in the URL, a non-public address, too many redirects.
+    Deterministic, so never retried; the message names the host, never the query string."""
+
+    code = "URL_REJECTED"
