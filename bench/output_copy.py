@@ -51,6 +51,7 @@ from bench.common import (  # noqa: E402
     row,
     run_json_child,
     say,
+    template_function_env,
     write_result,
 )
 
@@ -359,11 +360,11 @@ def _concurrent_upload_stream(client: Any, in_flight: int = 4):  # type: ignore[
 
 
 def child(args: argparse.Namespace) -> int:
+    os.environ.update(template_function_env("FinalizeFunction"))  # the function's configuration
     os.environ.update({
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": args.endpoint,
-        "JOBS_TABLE": "jobs", "INBOX_BUCKET": "inbox", "OUTPUTS_BUCKET": BUCKET, "EVENT_BUS_NAME": "bus",
-        "PROVIDER_SECRET_ID": "secret", "KLING_API_BASE_URL": "https://api-singapore.klingai.com",
+        "AWS_ENDPOINT_URL": args.endpoint, "OUTPUTS_BUCKET": BUCKET,
+        # As the local stack sets them: the result is served over http from 127.0.0.1 here.
+        "RESULT_HOST_ALLOWLIST": "127.0.0.1", "ALLOW_HTTP_FETCH": "true", "ALLOW_PRIVATE_NETWORK_FETCH": "true",
     })
     key = f"edited/bench/{args.child}-{args.size}.mp4"
     box: dict[str, float] = {}
