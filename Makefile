@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/clipedit/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv lock test unit integration e2e lint-template demo local clean
+.PHONY: help venv lock test unit integration e2e lint-template demo local bench clean
 
 help:
 	@echo "make demo   - run the whole pipeline end to end on the embedded local stack"
 	@echo "make test   - template checks, unit, integration and e2e tests"
 	@echo "make local  - start the local stack and keep it running (Ctrl-C to stop)"
+	@echo "make bench  - performance and cost benchmarks (not part of make test; BENCH_ARGS=--quick)"
 
 $(STAMP): requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,10 @@ local: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m local.demo $(if $(CLIP),--clip "$(CLIP)") $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(MODE),--mode "$(MODE)") $(if $(SPEC),--spec "$(SPEC)")
+
+# Benchmarks print measured figures (ratios against same-run baselines); never part of make test.
+bench: $(STAMP)
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .clipedit demo-output .pytest_cache
