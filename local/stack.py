@@ -304,6 +304,13 @@ class LocalStack:
                 Code={"ZipFile": _placeholder_zip()}, Timeout=spec["timeout"], MemorySize=spec["memory"],
                 Environment={"Variables": variables},
             )
+        # Local stack only (the deployed stack never sets these): the emulator serves result videos
+        # from http://127.0.0.1, which the result fetch policy refuses everywhere else.
+        environment.update({
+            "RESULT_HOST_ALLOWLIST": "127.0.0.1",
+            "ALLOW_HTTP_FETCH": "true",
+            "ALLOW_PRIVATE_NETWORK_FETCH": "true",
+        })
         environment.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         # The caller may turn handler logging up or down (the demo keeps it quiet).
         environment["POWERTOOLS_LOG_LEVEL"] = os.environ.get("POWERTOOLS_LOG_LEVEL", environment.get("POWERTOOLS_LOG_LEVEL", "INFO"))

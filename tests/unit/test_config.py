@@ -28,3 +28,38 @@ def test_every_problem_is_reported_at_once():
     for fragment in ("JOBS_TABLE is required", "POLL_INTERVAL_SECONDS must be an integer",
                      "DEFAULT_MODE must be one of std, pro", "KLING_API_BASE_URL", "OUTPUT_PREFIX must end"):
         assert fragment in message
+
+
+def test_fetch_policies_default_to_kling_cdn_results_and_any_public_reference():
+    from clipedit.domain.url_policy import KLING_RESULT_HOSTS, UrlPolicy
+
+    s = Settings.from_env(BASE)
+    assert s.result_host_allowlist == KLING_RESULT_HOSTS and "*.klingai.com" in s.result_host_allowlist
+    assert s.reference_host_allowlist == ()
+    assert (s.allow_http_fetch, s.allow_private_network_fetch) == (False, False)
+    assert s.result_url_policy == UrlPolicy(KLING_RESULT_HOSTS)
+    assert s.reference_url_policy == UrlPolicy()
+    # The template passes "" for a cleared parameter: results still only come from the default list.
+    assert Settings.from_env(dict(BASE, RESULT_HOST_ALLOWLIST="", REFERENCE_HOST_ALLOWLIST="")) == s
+
+
+def test_fetch_policies_from_the_environment():
+    s = Settings.from_env(dict(
+        BASE, RESULT_HOST_ALLOWLIST=" *.klingai.com , CDN.Example.com.,", REFERENCE_HOST_ALLOWLIST="media.example.com",
+        ALLOW_HTTP_FETCH="true", ALLOW_PRIVATE_NETWORK_FETCH="1"))
+    assert s.result_host_allowlist == ("*.klingai.com", "cdn.example.com")
+    assert s.reference_host_allowlist == ("media.example.com",)
+    assert s.result_url_policy.allow_http and s.result_url_policy.allow_private
+    # The relaxations are for the local emulator's results, never for users' references.
+    assert not s.reference_url_policy.allow_http and not s.reference_url_policy.allow_private
+
+
+def test_bad_fetch_settings_are_reported_at_init():
+    env = dict(BASE, RESULT_HOST_ALLOWLIST="*.com,https://x.example", REFERENCE_HOST_ALLOWLIST="a/b",
+               ALLOW_HTTP_FETCH="maybe", ALLOW_PRIVATE_NETWORK_FETCH="yes please")
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    message = info.value.message
+    for fragment in ("RESULT_HOST_ALLOWLIST", "REFERENCE_HOST_ALLOWLIST", "ALLOW_HTTP_FETCH must be true or false",
+                     "ALLOW_PRIVATE_NETWORK_FETCH must be true or false"):
+        assert fragment in message

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 from clipedit.domain.errors import ConfigError
 from clipedit.domain.spec import Mode, Model
+from clipedit.domain.url_policy import KLING_RESULT_HOSTS, UrlPolicy
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,21 @@ class Settings:
     state_machine_arn: str | None = None  # submit only
     callback_base_url: str | None = None  # submit only
     secret_max_age_seconds: int = 300
+    # Outbound fetches of URLs we did not build (SSRF guard, see clipedit.domain.url_policy):
+    result_host_allowlist: tuple[str, ...] = KLING_RESULT_HOSTS  # provider result videos
+    reference_host_allowlist: tuple[str, ...] = ()  # users' https references; empty = any public host
+    allow_http_fetch: bool = False  # result URLs over plain http (the local emulator only)
+    allow_private_network_fetch: bool = False  # result URLs on loopback/private addresses (local only)
+
+    @property
+    def result_url_policy(self) -> UrlPolicy:
+        return UrlPolicy(self.result_host_allowlist, allow_http=self.allow_http_fetch,
+                         allow_private=self.allow_private_network_fetch)
+
+    @property
+    def reference_url_policy(self) -> UrlPolicy:
+        # Users' URLs: https and public addresses only, whatever the local stack sets for results.
+        return UrlPolicy(self.reference_host_allowlist)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -83,6 +99,25 @@ class Settings:
                 problems.append(f"{name} must be one of {allowed}, got {raw!r}")
                 return default
 
+        def boolean(name: str, default: bool) -> bool:
+            raw = env.get(name, "").strip().lower()
+            if not raw:
+                return default
+            if raw in ("true", "1", "yes"):
+                return True
+            if raw in ("false", "0", "no"):
+                return False
+            problems.append(f"{name} must be true or false, got {raw!r}")
+            return default
+
+        def hosts(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            entries = tuple(h.strip() for h in env.get(name, "").split(",") if h.strip()) or default
+            try:
+                return UrlPolicy(entries).allowed_hosts  # validated and normalized
+            except ValueError as error:
+                problems.append(f"{name}: {error}")
+                return default
+
         def prefix(name: str, default: str) -> str:
             value = env.get(name, default)
             if value and not value.endswith("/"):
@@ -112,6 +147,12 @@ class Settings:
             state_machine_arn=env.get("STATE_MACHINE_ARN", "").strip() or None,
             callback_base_url=url("CALLBACK_BASE_URL", None),
             secret_max_age_seconds=integer("SECRET_MAX_AGE_SECONDS", 300, 0, 86400),
+            # Empty means the default list (the template passes "" when the parameter is cleared):
+            # results are never fetched from "any host".
+            result_host_allowlist=hosts("RESULT_HOST_ALLOWLIST", KLING_RESULT_HOSTS),
+            reference_host_allowlist=hosts("REFERENCE_HOST_ALLOWLIST", ()),
+            allow_http_fetch=boolean("ALLOW_HTTP_FETCH", False),
+            allow_private_network_fetch=boolean("ALLOW_PRIVATE_NETWORK_FETCH", False),
         )
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))

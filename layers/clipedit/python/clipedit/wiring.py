@@ -102,11 +102,11 @@ class Container:
 
     @cached_property
     def fetcher(self):  # type: ignore[no-untyped-def]
-        import httpx
-
         from clipedit.adapters.http_fetch import HttpMediaFetcher
+        from clipedit.adapters.safe_http import safe_client
 
-        return HttpMediaFetcher(httpx.Client(timeout=httpx.Timeout(**DOWNLOAD_TIMEOUT), follow_redirects=True))
+        # The result URL is the provider's: only its CDN hosts, public addresses, checked redirects.
+        return HttpMediaFetcher(safe_client(self.settings.result_url_policy, DOWNLOAD_TIMEOUT))
 
     @cached_property
     def batches(self):  # type: ignore[no-untyped-def]
@@ -136,11 +136,11 @@ class Container:
 
     @cached_property
     def inspector(self):  # type: ignore[no-untyped-def]
-        import httpx
-
         from clipedit.adapters.media_inspector import RangeMediaInspector
+        from clipedit.adapters.safe_http import safe_client
 
-        return RangeMediaInspector(self._client("s3"), httpx.Client(timeout=httpx.Timeout(**API_TIMEOUT)))
+        # https references are the user's URLs: https, public addresses, the reference allowlist.
+        return RangeMediaInspector(self._client("s3"), safe_client(self.settings.reference_url_policy, API_TIMEOUT))
 
     @cached_property
     def recorder(self) -> StatusRecorder:

@@ -1,4 +1,10 @@
-"""Streams a provider's result URL with httpx: bounded chunks, timeouts and a size cap."""
+"""Streams a provider's result URL with httpx: bounded chunks, timeouts and a size cap.
+
+The result URL comes from the provider, not from us: give this fetcher a
+``clipedit.adapters.safe_http.safe_client`` built with the result-host policy (wiring does), so a URL
+off the allowlist, a redirect out of it or a host resolving to a private address is refused with
+``UrlRejected`` before any byte is read.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +34,9 @@ class HttpMediaFetcher:
                     retryable=response.status_code >= 500 or response.status_code == 429,
                     code="OUTPUT_DOWNLOAD_FAILED",
                 )
+            length = response.headers.get("content-length", "")
+            if length.isdigit() and int(length) > self._max_bytes:
+                raise self._too_large()  # announced too large: refused before reading a byte
             yield self._capped(response.iter_bytes(CHUNK_SIZE))
 
     def _capped(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -35,9 +44,12 @@ class HttpMediaFetcher:
         for chunk in chunks:
             seen += len(chunk)
             if seen > self._max_bytes:
-                raise ProviderError(
-                    f"the result is larger than {self._max_bytes} bytes; refusing to copy it",
-                    retryable=False,
-                    code="OUTPUT_TOO_LARGE",
-                )
+                raise self._too_large()
             yield chunk
+
+    def _too_large(self) -> ProviderError:
+        return ProviderError(
+            f"the result is larger than {self._max_bytes} bytes; refusing to copy it",
+            retryable=False,
+            code="OUTPUT_TOO_LARGE",
+        )

@@ -1,4 +1,10 @@
-"""Probes clips and reference images where they are (S3 or https) with ranged reads."""
+"""Probes clips and reference images where they are (S3 or https) with ranged reads.
+
+https references are the user's URLs: give the inspector a
+``clipedit.adapters.safe_http.safe_client`` built with the reference policy (wiring does). A refused
+URL (`UrlRejected`: scheme, host, credentials, a private address, a redirect out of the policy)
+becomes ``MediaRejected`` with the policy's code, so the job is REJECTED, never retried.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ from typing import Any
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clipedit.domain.errors import MediaRejected
+from clipedit.domain.errors import MediaRejected, UrlRejected
 from clipedit.domain.manifest import MediaRef
 from clipedit.domain.media import ImageFacts, VideoFacts, probe_image, probe_video
+from clipedit.domain.url_policy import url_for_message
 
 MAX_HASHED_BYTES = 10 * 1024 * 1024  # reference images are at most 10 MB
 HASH_CHUNK = 1024 * 1024
@@ -35,6 +42,10 @@ class RangeMediaInspector:
             return action(reader)
         except MediaRejected:
             raise
+        except UrlRejected as error:
+            where = _without_query(ref)
+            message = error.message if error.message.startswith(where) else f"{where}: {error.message}"
+            raise MediaRejected(message, code=error.code) from None
         except ClientError as error:
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             raise MediaRejected(f"{_without_query(ref)} cannot be read (HTTP {status}); check that it exists",
@@ -65,5 +76,6 @@ class RangeMediaInspector:
 
 
 def _without_query(ref: MediaRef) -> str:
-    """References are quoted in job errors; a URL's query string may hold a signature."""
-    return str(ref).split("?", 1)[0] if ref.url else str(ref)
+    """References are quoted in job errors; a URL's query string may hold a signature (and its
+    user:password@, which the policy refuses, a password): both are left out."""
+    return url_for_message(ref.url) if ref.url else str(ref)

@@ -11,7 +11,7 @@ import hmac
 import uuid
 from dataclasses import dataclass
 
-from clipedit.domain.errors import ClipeditError
+from clipedit.domain.errors import ClipeditError, ProviderError, UrlRejected
 from clipedit.domain.job import Job, JobStatus
 from clipedit.domain.keys import output_key_for
 from clipedit.ports import (
@@ -174,6 +174,12 @@ class FinalizeJob:
                     content_type="video/mp4",
                     metadata={"job-id": job.job_id, "provider-task-id": task.task_id},
                 )
+        except (UrlRejected, ProviderError) as error:
+            self._jobs.release_lease(job.job_id, owner=owner)
+            if isinstance(error, ProviderError) and error.retryable:
+                raise  # 5xx/429 from the CDN: the next check copies again
+            # Refused by the fetch policy, too large, 4xx: fetching again cannot succeed.
+            return self._end(job, JobStatus.FAILED, error.code, error.message, source=source)
         except BaseException:
             self._jobs.release_lease(job.job_id, owner=owner)
             raise
