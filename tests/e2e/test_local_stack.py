@@ -108,6 +108,7 @@ def test_make_demo_with_a_spec_uses_the_reference_image_and_the_element(tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads(result.stdout.strip().splitlines()[-1])
-    assert record["status"] == "SUCCEEDED" and record["output_key"] == "edited/demo/sample-mascot.mp4"
+    assert record["status"] == "SUCCEEDED" and record.get("output_key") == "edited/demo/sample-mascot.mp4", (
+        json.dumps(record)[:3000], result.stderr[-3000:])
     assert len(record["element_ids"]) == 1 and len(record["image_urls"]) == 1
     assert Path(record["local_path"]).is_file()

@@ -119,7 +119,9 @@ class SubmitJob:
                 try:
                     check_image(self._inspector.image(stored_ref(image)), limits)
                 except MediaRejected as problem:
-                    raise MediaRejected(f"{image}: {problem.message}", code=problem.code) from None
+                    # Name the reference without its query string: a signed URL must not reach the record.
+                    where = image.split("?", 1)[0] if image.startswith("https://") else image
+                    raise MediaRejected(f"{where}: {problem.message}", code=problem.code) from None
         except (MediaRejected, SpecError) as problem:
             return self._move(job, JobStatus.REJECTED, error_code=problem.code, error_message=problem.message,
                               finished_at=iso(self._clock.now()))
