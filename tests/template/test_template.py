@@ -394,3 +394,39 @@ def test_outputs_are_complete(template: dict[str, Any]) -> None:
         "ProviderSecretArn", "IntakeQueueUrl", "DeadLetterQueueUrl", "EventBusName",
         "SubmitFunctionName", "FinalizeFunctionName",
     }  # fmt: skip
+
+
+def test_queues_and_table_are_encrypted_and_recoverable(cfn: dict[str, Any]) -> None:
+    queues = {k: r for k, r in cfn["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
+    assert queues, "no queue found"
+    for logical_id, queue in queues.items():
+        properties = queue.get("Properties", {})
+        assert properties.get("SqsManagedSseEnabled") is True or properties.get("KmsMasterKeyId"), logical_id
+    tables = {k: r for k, r in cfn["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"}
+    assert tables, "no table found"
+    for logical_id, table in tables.items():
+        properties = table["Properties"]
+        assert properties.get("SSESpecification", {}).get("SSEEnabled") is True, logical_id
+        assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, logical_id
+
+
+def test_no_inline_allow_statement_targets_every_resource(cfn: dict[str, Any]) -> None:
+    # Resource "*" is only acceptable where AWS requires it; our inline policies need none (the
+    # X-Ray write policy SAM attaches for Tracing is AWS's managed policy, not ours).
+    offenders = [
+        (logical_id, statement.get("Sid"))
+        for logical_id, statement in _statements(cfn)
+        if statement.get("Effect") == "Allow" and "*" in _as_list(statement.get("Resource", []))
+    ]
+    assert offenders == []
+
+
+def test_input_and_output_expiry_are_opt_in(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    assert parameters["InputExpirationDays"]["Default"] == 0 and parameters["OutputExpirationDays"]["Default"] == 0
+    for bucket, condition in (("InboxBucket", "ExpireInputs"), ("OutputsBucket", "ExpireOutputs")):
+        rules = template["Resources"][bucket]["Properties"]["LifecycleConfiguration"]["Rules"]
+        conditional = [r for r in rules if "Fn::If" in r]
+        assert len(conditional) == 1 and conditional[0]["Fn::If"][0] == condition
+        assert conditional[0]["Fn::If"][2] == {"Ref": "AWS::NoValue"}  # no expiry unless asked for
+    assert template["Conditions"]["ExpireInputs"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "InputExpirationDays"}, 0]}]}
