@@ -281,3 +281,24 @@ def test_elements_are_created_once_and_reused_by_content():
     requests = provider.requests
     assert len(requests) == 2 and requests[0].element_ids == requests[1].element_ids != ()
     assert all(j.status == JobStatus.SUBMITTED for j in world.jobs.items.values())
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["incoming/../outside/clip.mp4", "incoming/a/../../b/clip.mp4", "incoming/bell\x07/clip.mp4",
+     "incoming/" + "x" * 1015 + ".mp4"],
+)
+def test_hostile_clip_keys_are_rejected_without_escaping_the_output_prefix(key):
+    world = World()
+    outcomes = world.upload(key=key, metadata={"prompt": "p"})
+    (job,) = world.jobs.items.values()
+    assert (job.status, job.error_code) == (JobStatus.REJECTED, "INVALID_OUTPUT_KEY")
+    assert world.provider.requests == [] and outcomes
+    assert job.input_key == key  # the original is recorded as it is, for the user to find
+
+
+def test_a_long_but_valid_key_keeps_its_name():
+    world = World()
+    key = "incoming/" + "é" * 200 + ".MOV"
+    (outcome,) = world.upload(key=key, metadata={"prompt": "p"})
+    assert world.jobs.get(outcome.job_id).planned_output_key == "edited/" + "é" * 200 + ".mp4"
