@@ -110,6 +110,25 @@ def _statements(cfn: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield logical_id, statement
 
 
+def _choose(value: Any, conditions: dict[str, bool]) -> Any:
+    """Resolve every Fn::If in ``value`` for one assignment of the template's conditions
+    (AWS::NoValue drops the key or list item), so a property can be checked in each world."""
+    no_value = {"Ref": "AWS::NoValue"}
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            return _choose(when_true if conditions[name] else when_false, conditions)
+        chosen = {k: _choose(v, conditions) for k, v in value.items()}
+        return {k: v for k, v in chosen.items() if v != no_value}
+    if isinstance(value, list):
+        return [c for c in (_choose(v, conditions) for v in value) if c != no_value]
+    return value
+
+
+KMS_WORLDS = [{"UseKms": False, "ExpireInputs": False, "ExpireOutputs": False},
+              {"UseKms": True, "ExpireInputs": True, "ExpireOutputs": True}]
+
+
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -322,8 +341,12 @@ def test_buckets_are_private_encrypted_versioned_and_tls_only(cfn: dict[str, Any
             "IgnorePublicAcls": True,
             "RestrictPublicBuckets": True,
         }, logical_id
-        (rule,) = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+        for world in KMS_WORLDS:
+            (rule,) = _choose(properties["BucketEncryption"], world)["ServerSideEncryptionConfiguration"]
+            expected = "aws:kms" if world["UseKms"] else "AES256"
+            assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == expected, (logical_id, world)
+            if world["UseKms"]:
+                assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {"Ref": "KmsKeyArn"}
         assert properties["VersioningConfiguration"]["Status"] == "Enabled"
         lifecycle = properties["LifecycleConfiguration"]["Rules"]
         assert any("AbortIncompleteMultipartUpload" in r for r in lifecycle), logical_id
@@ -400,13 +423,21 @@ def test_queues_and_table_are_encrypted_and_recoverable(cfn: dict[str, Any]) -> 
     queues = {k: r for k, r in cfn["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
     assert queues, "no queue found"
     for logical_id, queue in queues.items():
-        properties = queue.get("Properties", {})
-        assert properties.get("SqsManagedSseEnabled") is True or properties.get("KmsMasterKeyId"), logical_id
+        for world in KMS_WORLDS:
+            properties = _choose(queue.get("Properties", {}), world)
+            if world["UseKms"]:
+                assert properties["KmsMasterKeyId"] == {"Ref": "KmsKeyArn"}, logical_id
+            else:
+                assert properties.get("SqsManagedSseEnabled") is True, logical_id
     tables = {k: r for k, r in cfn["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"}
     assert tables, "no table found"
     for logical_id, table in tables.items():
         properties = table["Properties"]
-        assert properties.get("SSESpecification", {}).get("SSEEnabled") is True, logical_id
+        for world in KMS_WORLDS:
+            sse = _choose(properties.get("SSESpecification", {}), world)
+            assert sse.get("SSEEnabled") is True, logical_id
+            if world["UseKms"]:
+                assert (sse["SSEType"], sse["KMSMasterKeyId"]) == ("KMS", {"Ref": "KmsKeyArn"})
         assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, logical_id
 
 
@@ -430,3 +461,17 @@ def test_input_and_output_expiry_are_opt_in(template: dict[str, Any]) -> None:
         assert len(conditional) == 1 and conditional[0]["Fn::If"][0] == condition
         assert conditional[0]["Fn::If"][2] == {"Ref": "AWS::NoValue"}  # no expiry unless asked for
     assert template["Conditions"]["ExpireInputs"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "InputExpirationDays"}, 0]}]}
+
+
+def test_functions_may_use_the_customer_key_only_when_one_is_given(cfn: dict[str, Any]) -> None:
+    for role in ("SubmitFunctionRole", "FinalizeFunctionRole"):
+        for world in KMS_WORLDS:
+            statements = [
+                st for policy in cfn["Resources"][role]["Properties"]["Policies"]
+                for st in _as_list(_choose(policy["PolicyDocument"], world)["Statement"])
+            ]
+            kms = [st for st in statements if any(str(a).startswith("kms:") for a in _as_list(st.get("Action", [])))]
+            if world["UseKms"]:
+                assert len(kms) == 1 and kms[0]["Resource"] == {"Ref": "KmsKeyArn"}, role
+            else:
+                assert kms == [], role
