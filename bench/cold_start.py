@@ -83,8 +83,9 @@ for name in {attributes!r}:
         getattr(container, name)
 t2 = time.perf_counter()
 third_party = sorted(m for m in sys.modules if m.partition(".")[0] in {third_party_tops!r}) if created is not None else []
+rss_kb = int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS:")).split()[1])
 print(json.dumps({{"ready_at": time.time(), "import_s": t1 - t0, "init_s": t2 - t1, "modules": len(sys.modules),
-                  "clients": created, "third_party": third_party}}))
+                  "clients": created, "third_party": third_party, "rss_kb": rss_kb}}))
 """
 
 # Only in the (untimed) discovery run: record every boto3 client the handler creates.
@@ -111,7 +112,9 @@ clients = [boto3.client(service) for service in {clients!r}]
 for name in {imports!r}:
     __import__(name)
 t2 = time.perf_counter()
-print(json.dumps({{"ready_at": time.time(), "import_s": t1 - t0, "init_s": t2 - t1, "modules": len(sys.modules), "clients": []}}))
+rss_kb = int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS:")).split()[1])
+print(json.dumps({{"ready_at": time.time(), "import_s": t1 - t0, "init_s": t2 - t1, "modules": len(sys.modules),
+                  "clients": [], "rss_kb": rss_kb}}))
 """
 
 HANDLERS = {
@@ -213,6 +216,7 @@ def measure(handler: str, runs: int, env: dict[str, str], kinds: dict[str, str])
         summary[kind] = {key: round(median([v[key] for v in values]), 4) for key in ("ready_s", "wall_s", "import_s", "init_s")}
         summary[kind]["in_process_s"] = round(median([v["import_s"] + v["init_s"] for v in values]), 4)
         summary[kind]["modules"] = values[-1]["modules"]
+        summary[kind]["rss_mb"] = round(median([v["rss_kb"] for v in values]) / 1024, 1)
     summary["ratio_ready"] = summary["handler"]["ready_s"] / summary["baseline"]["ready_s"]
     summary["ratio_wall"] = summary["handler"]["wall_s"] / summary["baseline"]["wall_s"]
     summary["ratio_in_process"] = summary["handler"]["in_process_s"] / summary["baseline"]["in_process_s"]
@@ -290,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
                              + ", ".join(f"{s} x{sum(1 for c in created[handler] if c[0] == s)}" for s in clients[handler]
                                          if sum(1 for c in created[handler] if c[0] == s) > 1))
             notes.append(f"{handler}: with our bytecode cached the ratio is {hot['ratio_ready']:.2f}x "
-                         f"(handler {hot['handler']['ready_s'] * 1000:.0f} ms to ready)")
+                         f"(handler {hot['handler']['ready_s'] * 1000:.0f} ms to ready); RSS when ready "
+                         f"{cold['handler']['rss_mb']} MiB (baseline {cold['baseline']['rss_mb']} MiB)")
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
     write_result(args.json, "cold_start", rows, details, notes)

@@ -358,6 +358,8 @@ def template_facts() -> dict[str, Any]:
         "memory_mb": {fid: function_spec(template, fid)["memory"] for fid in ("SubmitFunction", "FinalizeFunction")},
         "timeout_s": {fid: function_spec(template, fid)["timeout"] for fid in ("SubmitFunction", "FinalizeFunction")},
         "architectures": template.get("Globals", {}).get("Function", {}).get("Architectures", ["x86_64"]),
+        "intake_visibility_timeout_s": int(template["Resources"].get("IntakeQueue", {}).get("Properties", {})
+                                           .get("VisibilityTimeout", 30)),
     }
 
 
@@ -446,13 +448,30 @@ class ThreadProfiler:
     """cProfile for every thread started while installed (cProfile alone sees one thread).
 
     Uses per-thread CPU time as the clock, so blocking waits (long polls, sleeps, the GIL) do not
-    count: the figures say where the CPU goes. Merge with ``stats()`` after the threads are done.
+    count: the figures say where the CPU goes. A thread's profile is merged into one aggregate when
+    the thread ends (moto's server starts a thread per request: keeping thousands of profiles
+    around would cost gigabytes); threads still running are merged by ``stats()``.
     """
 
     def __init__(self) -> None:
-        self.profiles: list[Any] = []
+        self.aggregate: Any = None
+        self.threads = 0
+        self._live: dict[int, Any] = {}
         self._lock = threading.Lock()
         self._original_run = threading.Thread.run
+
+    def _merge(self, profile: Any) -> None:
+        import pstats
+
+        try:
+            stats = pstats.Stats(profile)
+        except (TypeError, ValueError):  # nothing was recorded
+            return
+        with self._lock:
+            if self.aggregate is None:
+                self.aggregate = stats
+            else:
+                self.aggregate.add(stats)
 
     def install(self) -> None:
         import cProfile
@@ -463,34 +482,32 @@ class ThreadProfiler:
         def run(thread: threading.Thread) -> None:
             profile = cProfile.Profile(time.thread_time)
             with profiler._lock:
-                profiler.profiles.append(profile)
+                profiler._live[id(profile)] = profile
+                profiler.threads += 1
             profile.enable()
             try:
                 original_run(thread)
             finally:
                 profile.disable()
+                with profiler._lock:
+                    profiler._live.pop(id(profile), None)
+                profiler._merge(profile)
 
         threading.Thread.run = run  # type: ignore[method-assign]
 
     def uninstall(self) -> None:
         threading.Thread.run = self._original_run  # type: ignore[method-assign]
 
-    def stats(self, main_profile: Any = None) -> Any:
-        import pstats
-
-        stats = None
-        for profile in ([main_profile] if main_profile else []) + list(self.profiles):
+    def stats(self) -> Any:
+        with self._lock:
+            live = list(self._live.values())
+            self._live.clear()
+        for profile in live:  # threads still running (daemon pools): their calls so far
             try:
-                profile.create_stats()
-                if not getattr(profile, "stats", None):
-                    continue
-                if stats is None:
-                    stats = pstats.Stats(profile)
-                else:
-                    stats.add(profile)
-            except Exception:  # noqa: BLE001 - a profile still running in a daemon thread
+                self._merge(profile)
+            except Exception:  # noqa: BLE001 - a profile being written to by its thread
                 continue
-        return stats
+        return self.aggregate
 
 
 def top_functions(stats: Any, *, where: Callable[[str], bool], key: str = "cumulative", limit: int = 10) -> list[dict[str, Any]]:

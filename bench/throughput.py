@@ -175,6 +175,7 @@ def run_pipeline(clip: Path, work: Path, name: str, count: int, args: argparse.N
         profiler.install()
     stack = local_stack(name, work / name, poll_interval_seconds=args.poll_interval,
                         submit_max_concurrency=args.submit_max_concurrency,
+                        visibility_timeout_seconds=args.visibility_timeout,
                         emulator_overrides=dict(overrides))
     stack.start()
     try:
@@ -311,17 +312,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json")
     parser.add_argument("--quick", action="store_true", help="50 uploads, profile 30")
     parser.add_argument("--jobs", type=int)
-    parser.add_argument("--profile-jobs", type=int, help="size of the profiled run (0: none; default 300)")
+    parser.add_argument("--profile-jobs", type=int, help="size of the profiled run (0: none; default 120)")
     parser.add_argument("--submit-max-concurrency", type=int, default=facts["submit_max_concurrency"],
                         help=f"submit concurrency (default: the template's {facts['submit_max_concurrency']})")
     parser.add_argument("--kling-concurrency", type=int, default=50)
     parser.add_argument("--poll-interval", type=int, default=facts["poll_interval_seconds"],
                         help=f"poller interval (default: the template's {facts['poll_interval_seconds']} s)")
+    parser.add_argument("--visibility-timeout", type=int, default=facts["intake_visibility_timeout_s"],
+                        help=f"intake queue visibility timeout (default: the template's {facts['intake_visibility_timeout_s']} s; "
+                             "the local stack's own 5 s is shorter than a loaded submit batch and causes redeliveries)")
     parser.add_argument("--upload-threads", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args(argv)
     count = args.jobs or (50 if args.quick else 1000)
-    profile_count = args.profile_jobs if args.profile_jobs is not None else (30 if args.quick else 300)
+    profile_count = args.profile_jobs if args.profile_jobs is not None else (30 if args.quick else 120)
 
     notes: list[str] = []
     overrides = {"CLIPEDIT_EMULATOR_PROCESSING_SECONDS": "0", "CLIPEDIT_EMULATOR_CONCURRENCY": str(args.kling_concurrency),
@@ -332,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     sink = LogSink()
     details: dict[str, Any] = {"settings": {
         "jobs": count, "submit_max_concurrency": args.submit_max_concurrency, "kling_concurrency": args.kling_concurrency,
+        "visibility_timeout_s": args.visibility_timeout,
         "poll_interval_s": args.poll_interval, "upload_threads": args.upload_threads, "clip_bytes": clip.stat().st_size}}
     with sink.installed():
         say(f"throughput: {count} uploads at once (submit concurrency {args.submit_max_concurrency}, "
@@ -353,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                     stats.dump_stats(profile_path)
                     details["profile_file"] = str(profile_path)
                 details["profile"] = {
-                    "profiled_cpu_s": round(total, 2),
+                    "profiled_cpu_s": round(total, 2), "threads_profiled": profiler.threads,
                     "cpu_by_area_s": cpu_by_area(stats),
                     "top_our_code_cumulative": top_functions(stats, where=is_our_code, key="cumulative", limit=10),
                     "top_our_code_own": top_functions(stats, where=is_our_code, key="tottime", limit=10),
