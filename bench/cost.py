@@ -37,9 +37,11 @@ the job or copied the result, with their 3 transitions each) and the cost of one
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
 import math
+import shutil
 import sys
 import tempfile
 import threading
@@ -548,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"CLIPEDIT_EMULATOR_CONCURRENCY": "50", "CLIPEDIT_EMULATOR_SEED": "1"}
     notes.append(use_copy_render(overrides))
     work = Path(tempfile.mkdtemp(prefix="clipedit-bench-cost-"))
+    atexit.register(shutil.rmtree, work, True)  # the clip and the stacks' state files
     clip = make_small_clip(work / "clip.mp4")
     analyses = {}
     sink = LogSink()

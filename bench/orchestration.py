@@ -20,7 +20,9 @@ the ratio (the strict reading), while ``ours_s`` = E - copy - provider time is w
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
+import shutil
 import sys
 import tempfile
 import time
@@ -161,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"CLIPEDIT_EMULATOR_SEED": "1", "CLIPEDIT_EMULATOR_CONCURRENCY": "10"}
     notes.append(use_copy_render(overrides))
     work = Path(tempfile.mkdtemp(prefix="clipedit-bench-orch-"))
+    atexit.register(shutil.rmtree, work, True)  # the clip and the stacks' state files
     clip = make_small_clip(work / "clip.mp4")
     copies = CopyTimer()
     sink = LogSink()

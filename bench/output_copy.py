@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import random
 import socket
@@ -40,7 +39,6 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "layers" / "clipedit" 
                 str(Path(__file__).resolve().parents[1])]
 
 from bench.common import (  # noqa: E402
-    ROOT,
     RssSampler,
     child_env,
     disk_free_bytes,

@@ -22,9 +22,10 @@ thread CPU clock, every thread) giving CPU by component and the top functions of
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
-import os
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -38,7 +39,6 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "layers" / "clipedit" 
                 str(Path(__file__).resolve().parents[1])]
 
 from bench.common import (  # noqa: E402
-    ROOT,
     InvocationTimer,
     LogSink,
     ThreadProfiler,
@@ -332,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                  "CLIPEDIT_EMULATOR_SEED": "1"}
     notes.append(use_copy_render(overrides))
     work = Path(tempfile.mkdtemp(prefix="clipedit-bench-load-"))
+    atexit.register(shutil.rmtree, work, True)  # the clip and the stacks' state files
     clip = make_small_clip(work / "clip.mp4")
     sink = LogSink()
     details: dict[str, Any] = {"settings": {
