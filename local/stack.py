@@ -49,7 +49,7 @@ class LocalOptions:
     name: str = "local"
     poll_interval_seconds: int = 2
     job_deadline_seconds: int = 600
-    visibility_timeout_seconds: int = 5
+    visibility_timeout_seconds: int = 30
     submit_max_concurrency: int | None = None
     emulator_overrides: dict[str, str] = field(default_factory=dict)
 
@@ -59,7 +59,7 @@ class LocalOptions:
         options = cls(
             poll_interval_seconds=int(_env_float("CLIPEDIT_POLL_INTERVAL_SECONDS", 2, env)),
             job_deadline_seconds=int(_env_float("CLIPEDIT_JOB_DEADLINE_SECONDS", 600, env)),
-            visibility_timeout_seconds=int(_env_float("CLIPEDIT_LOCAL_VISIBILITY_TIMEOUT_SECONDS", 5, env)),
+            visibility_timeout_seconds=int(_env_float("CLIPEDIT_LOCAL_VISIBILITY_TIMEOUT_SECONDS", 30, env)),
         )
         for key, value in overrides.items():
             setattr(options, key, value)

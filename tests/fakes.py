@@ -61,6 +61,15 @@ class FakeJobStore:
                 setattr(job, name, value)
             return copy.deepcopy(job)
 
+    def set_fields(self, job_id, *, expected, fields):
+        with self.lock:
+            job = self.items.get(job_id)
+            if job is None or job.status != expected:
+                return False
+            for name, value in fields.items():
+                setattr(job, name, value)
+            return True
+
     def acquire_lease(self, job_id, *, owner, now, until):
         with self.lock:
             job = self.items.get(job_id)

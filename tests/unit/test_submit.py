@@ -163,3 +163,19 @@ def test_task_created_by_a_lost_attempt_is_adopted_not_duplicated(world):
     world.jobs.items[outcome.job_id].provider_task_id = None
     assert world.upload()[0].status == "SUBMITTED" and len(world.provider.tasks) == 1
     assert world.jobs.get(outcome.job_id).provider_task_id in world.provider.tasks
+
+
+def test_the_callback_token_is_valid_before_kling_is_even_called():
+    """Kling's first callback can beat the SUBMITTED write; its token must already be accepted."""
+    seen = {}
+
+    class EagerProvider(FakeProvider):
+        def submit(self, request):
+            token = request.callback_url.split("token=", 1)[1]
+            seen["stored"] = world.jobs.get(request.external_id).callback_token_hash
+            seen["expected"] = hash_token(token)
+            return super().submit(request)
+
+    world = World(provider=EagerProvider())
+    world.upload(metadata={"prompt": "p"})
+    assert seen["stored"] == seen["expected"]

@@ -190,7 +190,7 @@ def test_parameter_defaults_are_strings(template: dict[str, Any]) -> None:
     assert defaults["KlingApiBaseUrl"] == "https://api-singapore.klingai.com"
     assert defaults["DefaultModel"] == "o3"
     assert defaults["DefaultMode"] == "pro"
-    assert defaults["PollIntervalSeconds"] == "30"
+    assert defaults["PollIntervalSeconds"] == "60"
     assert defaults["JobDeadlineSeconds"] == "3600"
     assert defaults["ExecutionTimeoutSeconds"] == "7200"
     assert defaults["SubmitMaxConcurrency"] == "5"

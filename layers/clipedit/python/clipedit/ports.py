@@ -34,6 +34,9 @@ class JobStore(Protocol):
         only if no live finalize lease is held, or only by the lease's owner). Returns the updated
         job, or None when the condition failed (someone else moved it first)."""
 
+    def set_fields(self, job_id: str, *, expected: JobStatus, fields: Mapping[str, Any]) -> bool:
+        """Set fields without a status change, only while the job is in ``expected``."""
+
     def acquire_lease(self, job_id: str, *, owner: str, now: str, until: str) -> bool:
         """Claim the right to finalize: True for exactly one caller while the lease is live."""
 

@@ -149,6 +149,23 @@ class DynamoJobStore:
             raise
         return _from_item(response["Attributes"])
 
+    def set_fields(self, job_id: str, *, expected: JobStatus, fields: Mapping[str, Any]) -> bool:
+        names = {"#status": "status", **{f"#f{i}": name for i, name in enumerate(fields)}}
+        values = {":expected": {"S": expected.value},
+                  **{f":f{i}": _serializer.serialize(_dynamo_value(v)) for i, v in enumerate(fields.values())}}
+        try:
+            self._client.update_item(
+                TableName=self._table, Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+                ConditionExpression="#status = :expected",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def acquire_lease(self, job_id: str, *, owner: str, now: str, until: str) -> bool:
         allowed = [JobStatus.SUBMITTED.value, JobStatus.PROCESSING.value]
         try:
