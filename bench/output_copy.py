@@ -291,17 +291,20 @@ def _declare_crc32(client: Any) -> None:
     create, upload, complete = client.create_multipart_upload, client.upload_part, client.complete_multipart_upload
     crcs: dict[int, str] = {}
 
+    # setdefault: upload_stream itself declares CRC32 since the fix this what-if measured.
     def create_multipart_upload(**kwargs: Any) -> Any:
-        return create(ChecksumAlgorithm="CRC32", **kwargs)
+        kwargs.setdefault("ChecksumAlgorithm", "CRC32")
+        return create(**kwargs)
 
     def upload_part(**kwargs: Any) -> Any:
-        response = upload(ChecksumAlgorithm="CRC32", **kwargs)
+        kwargs.setdefault("ChecksumAlgorithm", "CRC32")
+        response = upload(**kwargs)
         crcs[kwargs["PartNumber"]] = response["ChecksumCRC32"]
         return response
 
     def complete_multipart_upload(**kwargs: Any) -> Any:
         for part in kwargs["MultipartUpload"]["Parts"]:
-            part["ChecksumCRC32"] = crcs[part["PartNumber"]]
+            part.setdefault("ChecksumCRC32", crcs[part["PartNumber"]])
         return complete(**kwargs)
 
     client.create_multipart_upload = create_multipart_upload
