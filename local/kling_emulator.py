@@ -1178,17 +1178,7 @@ class KlingEmulator:
             self._active += 1
             self._stats["creates_accepted"] += 1
             self._stats["max_concurrent_observed"] = max(self._stats["max_concurrent_observed"], self._active)
-            data = {
-                "task_id": task.task_id,
-                "task_info": {"external_task_id": task.external_task_id or ""},
-                "task_status": task.status,
-                "created_at": task.created_at,
-                "updated_at": task.updated_at,
-            }
-            thread = threading.Thread(
-                target=self._run_task, args=(task,), name=f"kling-task-{task.task_id}", daemon=True
-            )
-            self._task_threads = [t for t in self._task_threads if t.is_alive()] + [thread]
+            data, thread = self._accepted_locked(task, self._run_task, "kling-task")
         thread.start()
         return data
 
@@ -1229,19 +1219,23 @@ class KlingEmulator:
             if element.external_task_id is not None:
                 self._elements_by_external[element.external_task_id] = element.task_id
             self._stats["element_creates_accepted"] += 1
-            data = {
-                "task_id": element.task_id,
-                "task_info": {"external_task_id": element.external_task_id or ""},
-                "task_status": element.status,
-                "created_at": element.created_at,
-                "updated_at": element.updated_at,
-            }
-            thread = threading.Thread(
-                target=self._run_element, args=(element,), name=f"kling-element-{element.task_id}", daemon=True
-            )
-            self._task_threads = [t for t in self._task_threads if t.is_alive()] + [thread]
+            data, thread = self._accepted_locked(element, self._run_element, "kling-element")
         thread.start()
         return data
+
+    def _accepted_locked(self, record: Any, run: Any, thread_prefix: str) -> tuple[dict[str, Any], threading.Thread]:
+        """The create response (section 1.4, the same for edits and elements) and the worker
+        thread that will move ``record`` through its lifecycle (started by the caller, unlocked)."""
+        data = {
+            "task_id": record.task_id,
+            "task_info": {"external_task_id": record.external_task_id or ""},
+            "task_status": record.status,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+        }
+        thread = threading.Thread(target=run, args=(record,), name=f"{thread_prefix}-{record.task_id}", daemon=True)
+        self._task_threads = [t for t in self._task_threads if t.is_alive()] + [thread]
+        return data, thread
 
     def _next_task_id(self, now_ms: int) -> str:
         # 18 digits like Kling's ("867283741759111202"): 13-digit ms clock + 5-digit sequence.

@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import quote_plus
 
 import httpx
-import pytest
 
 from tests.conftest import set_knobs
 

@@ -302,3 +302,12 @@ def test_a_long_but_valid_key_keeps_its_name():
     key = "incoming/" + "é" * 200 + ".MOV"
     (outcome,) = world.upload(key=key, metadata={"prompt": "p"})
     assert world.jobs.get(outcome.job_id).planned_output_key == "edited/" + "é" * 200 + ".mp4"
+
+
+def test_a_broken_folder_preset_is_reported_not_skipped():
+    world = World()
+    world.storage.put(BUCKET, "presets/beach.json", b'{"prompt": "beach",')
+    world.upload(key="incoming/beach/a.mp4", metadata={})
+    (job,) = world.jobs.items.values()
+    assert (job.status, job.error_code) == (JobStatus.REJECTED, "INVALID_JSON")
+    assert "preset 'beach'" in job.error_message

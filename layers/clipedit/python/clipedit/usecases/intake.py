@@ -366,10 +366,14 @@ class Intake:
     # --- presets and referenced manifests -----------------------------------------------------
 
     def _preset_exists(self, name: str) -> bool:
-        try:
-            return self._preset(name) is not None
-        except SpecError:
+        """Existence only: a folder preset that exists but is broken must be reported, not skipped."""
+        if not name or "/" in name or name.startswith("."):
             return False
+        key = f"{self._settings.presets_prefix}{name}.json"
+        try:
+            return self._documents.read_text(ObjectRef(self._settings.inbox_bucket, key), max_bytes=MAX_PRESET_BYTES) is not None
+        except SpecError:
+            return True  # too large: _preset reports it
 
     def _preset(self, name: str) -> dict[str, Any]:
         if not name or "/" in name or name.startswith("."):
