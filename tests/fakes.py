@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator, Mapping
 
+from clipedit.domain.backpressure import BreakerState
 from clipedit.domain.errors import MediaRejected, ProviderError
+from clipedit.domain.provider_errors import ErrorKind
 from clipedit.domain.job import Job, JobStatus, ObjectRef, sources_of
 from clipedit.ports import EditRequest, ObjectInfo, ProviderTask, TaskState
 
@@ -58,7 +60,12 @@ class FakeJobStore:
             job.updated_at = now
             job.status_history.append({"status": target.value, "at": now})
             for name, value in (fields or {}).items():
-                setattr(job, name, value)
+                if hasattr(job, name):
+                    setattr(job, name, value)
+                elif value is None:
+                    job.extra.pop(name, None)  # None removes the attribute, as the adapter does
+                else:
+                    job.extra[name] = value
             return copy.deepcopy(job)
 
     def set_fields(self, job_id, *, expected, fields):
@@ -88,6 +95,73 @@ class FakeJobStore:
             if job and job.extra.get("finalize_lease_owner") == owner:
                 job.extra.pop("finalize_lease_owner", None)
                 job.extra.pop("finalize_lease_until", None)
+
+    def claim_submission(self, job_id, *, owner, now, until):
+        with self.lock:
+            job = self.items.get(job_id)
+            if job is None or job.status != JobStatus.QUEUED:
+                return False
+            current = job.extra.get("submit_claim_until")
+            if current and current >= now:
+                return False
+            job.extra["submit_claim_owner"], job.extra["submit_claim_until"] = owner, until
+            return True
+
+    def release_submission(self, job_id, *, owner):
+        with self.lock:
+            job = self.items.get(job_id)
+            if job and job.extra.get("submit_claim_owner") == owner:
+                job.extra.pop("submit_claim_owner", None)
+                job.extra.pop("submit_claim_until", None)
+
+    def list_by_status(self, status, *, limit, since=None):
+        with self.lock:
+            found = sorted((j for j in self.items.values() if j.status == status
+                            and (since is None or j.created_at >= since)), key=lambda j: j.created_at)
+            return [copy.deepcopy(j) for j in found[:limit]]
+
+
+class FakeGuard:
+    """The gate and breaker of DynamoProviderGuard, in memory."""
+
+    def __init__(self) -> None:
+        self.holders: dict[str, set[str]] = {}
+        self.state: dict[str, BreakerState] = {}
+
+    def acquire_slot(self, provider, job_id, *, limit):
+        held = self.holders.setdefault(provider, set())
+        if job_id in held or len(held) < limit:
+            held.add(job_id)
+            return True
+        return False
+
+    def release_slot(self, provider, job_id):
+        held = self.holders.setdefault(provider, set())
+        if job_id in held:
+            held.discard(job_id)
+            return True
+        return False
+
+    def slot_holders(self, provider):
+        return set(self.holders.get(provider, set()))
+
+    def breaker(self, provider):
+        return self.state.get(provider, BreakerState())
+
+    def count_failure(self, provider):
+        state = self.breaker(provider)
+        self.state[provider] = replace(state, failures=state.failures + 1)
+        return self.state[provider]
+
+    def open_breaker(self, provider, *, now, until, reason):
+        state = self.breaker(provider)
+        if state.is_open(now):
+            return False
+        self.state[provider] = replace(state, open_until=until, reason=reason, opened=state.opened + 1)
+        return True
+
+    def reset_breaker(self, provider):
+        self.state[provider] = BreakerState()
 
 
 class FakeObjectStore:
@@ -125,6 +199,7 @@ class FakeProvider:
     tasks: dict[str, ProviderTask] = field(default_factory=dict)
     requests: list[EditRequest] = field(default_factory=list)
     submit_errors: list[ProviderError] = field(default_factory=list)
+    lost_answers: int = 0  # creates that succeed but answer a timeout (the ambiguous case)
     get_calls: int = 0
 
     def submit(self, request: EditRequest) -> ProviderTask:
@@ -142,6 +217,9 @@ class FakeProvider:
         task = ProviderTask(task_id=str(800000000000000000 + len(self.tasks)), state=TaskState.QUEUED,
                             external_id=request.external_id)
         self.tasks[task.task_id] = task
+        if self.lost_answers:
+            self.lost_answers -= 1
+            raise ProviderError("Kling did not answer in time", kind=ErrorKind.TRANSIENT, code="PROVIDER_TIMEOUT")
         return task
 
     def get_task(self, task_id: str) -> ProviderTask:
@@ -232,9 +310,11 @@ class FakeDocuments:
 class FakeQueue:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.delays: list[int] = []  # the delay of each sent message, in order
 
     def send_all(self, bodies, *, delay_seconds=0):
         self.sent.extend(bodies)
+        self.delays.extend([delay_seconds] * len(bodies))
 
 
 class FakeInspector:

@@ -67,15 +67,18 @@ def test_static_api_key_is_sent_as_is():
 
 
 @pytest.mark.parametrize(
-    ("status", "code", "retryable"),
-    [(429, 1303, True), (429, 1302, True), (500, 5000, True), (504, 5002, True), (429, 1102, False),
-     (429, 1101, False), (400, 1301, False), (401, 1000, False), (403, 1103, False), (400, 1201, False)],
+    ("status", "code", "kind"),
+    [(429, 1303, "throttled"), (429, 1302, "throttled"), (500, 5000, "transient"), (504, 5002, "transient"),
+     (503, 5099, "transient"), (429, 1102, "account"), (429, 1101, "account"), (401, 1000, "account"),
+     (403, 1103, "account"), (429, 1304, "account"), (400, 1301, "rejected"), (400, 1201, "rejected"),
+     (400, 1999, "rejected")],
 )
-def test_errors_are_classified_on_the_code_not_the_http_status(status, code, retryable):
+def test_errors_are_classified_on_the_code_not_the_http_status(status, code, kind):
     provider = provider_with(lambda r: httpx.Response(status, json={"code": code, "message": "m", "request_id": "r"}))
     with pytest.raises(ProviderError) as info:
         provider.submit(REQUEST)
-    assert (info.value.provider_code, info.value.retryable, info.value.code) == (code, retryable, f"KLING_{code}")
+    assert (info.value.provider_code, info.value.kind, info.value.code) == (code, kind, f"KLING_{code}")
+    assert info.value.retryable == (kind in ("throttled", "transient"))
 
 
 def test_expired_token_is_reminted_once():

@@ -271,13 +271,14 @@ def test_elements_are_created_once_and_reused_by_content():
     put_json(world, "jobs/a.json", manifest)
     put_json(world, "jobs/b.json", {**manifest, "video_url": "media/b.mp4"})
     for key in ("jobs/a.json", "jobs/b.json"):
-        with pytest.raises(Exception) as waiting:  # the element is being created: retry later
-            world.upload(key=key, metadata=None, body=b"x")
-        assert getattr(waiting.value, "delay_seconds", None)
+        (outcome,) = world.upload(key=key, metadata=None, body=b"x")
+        assert outcome.status == "WAITING"  # the element is being created: a delayed retry is queued
+    assert [m["job_id"] for m in world.queue.sent] == [j.job_id for j in world.jobs.items.values()]
+    assert all(d > 0 for d in world.queue.delays)
+    assert all("element" in j.wait_reason for j in world.jobs.items.values())
     assert len(provider.element_tasks) == 1  # the second job found the first job's creation
     provider.finish_elements()
-    for key in ("jobs/a.json", "jobs/b.json"):
-        world.upload(key=key, metadata=None, body=b"x")
+    world.drain()
     requests = provider.requests
     assert len(requests) == 2 and requests[0].element_ids == requests[1].element_ids != ()
     assert all(j.status == JobStatus.SUBMITTED for j in world.jobs.items.values())

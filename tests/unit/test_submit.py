@@ -5,14 +5,17 @@ from __future__ import annotations
 import pytest
 
 from clipedit.domain.errors import MediaRejected, ProviderError, RetryLater
+from clipedit.domain.provider_errors import ErrorKind
 from clipedit.domain.job import JobStatus
 from clipedit.domain.spec import SpecDefaults
 from clipedit.usecases.common import StatusRecorder, iso
 from clipedit.usecases.dispatch import IntakeDispatcher
 from clipedit.usecases.intake import Intake, IntakeSettings, UploadedObject
 from clipedit.usecases.submit import SubmitJob, SubmitSettings, hash_token
+from clipedit.domain.backpressure import BackpressureSettings
+from clipedit.usecases.backpressure import SlotRelease
 from tests.fakes import (
-    FakeBatchStore, FakeClock, FakeDocuments, FakeElementCache, FakeEvents, FakeInspector, FakeJobStore,
+    FakeBatchStore, FakeClock, FakeDocuments, FakeElementCache, FakeEvents, FakeGuard, FakeInspector, FakeJobStore,
     FakeObjectStore, FakeProvider, FakeQueue, FakeWorkflow,
 )
 
@@ -20,14 +23,16 @@ BUCKET = "inbox"
 
 
 class World:
-    def __init__(self, provider=None, default_preset=None):
+    def __init__(self, provider=None, default_preset=None, backpressure=None):
         self.jobs, self.storage = FakeJobStore(), FakeObjectStore()
         self.provider = provider or FakeProvider()
         self.workflow, self.events, self.clock = FakeWorkflow(), FakeEvents(), FakeClock()
         self.queue, self.inspector, self.elements = FakeQueue(), FakeInspector(), FakeElementCache()
         self.documents, self.batches = FakeDocuments(self.storage), FakeBatchStore(self.jobs)
+        self.guard = FakeGuard()
         recorder = StatusRecorder(events=self.events, batches=self.batches, documents=self.documents,
-                                  now=lambda: iso(self.clock.now()))
+                                  now=lambda: iso(self.clock.now()),
+                                  on_terminal=SlotRelease(guard=self.guard, jobs=self.jobs, queue=self.queue))
         tokens = iter(f"token-{i}" for i in range(1000))
         self.intake = Intake(
             jobs=self.jobs, batches=self.batches, documents=self.documents, queue=self.queue,
@@ -40,6 +45,7 @@ class World:
             elements=self.elements, workflow=self.workflow, recorder=recorder, clock=self.clock,
             settings=SubmitSettings(callback_base_url="https://api.example/", presign_ttl_seconds=900,
                                     poll_interval_seconds=30, job_deadline_seconds=3600),
+            guard=self.guard, backpressure=backpressure or BackpressureSettings(),
             new_token=lambda: next(tokens),
         )
         self.dispatch = IntakeDispatcher(intake=self.intake, submit_job=self.submit_job, queue=self.queue)
@@ -137,14 +143,18 @@ def test_non_video_keys_are_ignored_and_any_case_is_accepted(world):
     assert world.upload(key="incoming/CLIP.MOV", metadata={"prompt": "p"})[0].status == "SUBMITTED"
 
 
-def test_retryable_provider_error_leaves_job_queued_and_asks_for_redelivery(world):
-    world.provider.submit_errors.append(ProviderError("busy", provider_code=1303, retryable=True))
-    with pytest.raises(RetryLater):
-        world.upload(metadata={"prompt": "p"})
+def test_retryable_provider_error_leaves_job_queued_and_queues_a_delayed_retry(world):
+    world.provider.submit_errors.append(ProviderError("busy", provider_code=1303, kind=ErrorKind.THROTTLED))
+    (outcome,) = world.upload(metadata={"prompt": "p"})
     (job,) = world.jobs.items.values()
-    assert job.status == JobStatus.QUEUED and world.workflow.started == {}
-    assert world.upload()[0].status == "SUBMITTED"  # the redelivered message goes through
-    assert len(world.provider.tasks) == 1
+    assert outcome.status == "WAITING" and job.status == JobStatus.QUEUED and world.workflow.started == {}
+    assert "throttled" in job.wait_reason and job.next_attempt_at > job.created_at
+    assert world.queue.sent == [{"clipedit": "submit", "job_id": job.job_id, "attempt": 1}]
+    assert 1 <= world.queue.delays[0] <= 2  # the first backoff: base 2 s with jitter
+    world.drain()  # the delayed message comes back and goes through
+    job = world.jobs.get(job.job_id)
+    assert job.status == JobStatus.SUBMITTED and len(world.provider.tasks) == 1
+    assert job.wait_reason is None
 
 
 def test_deterministic_provider_error_fails_the_job_with_the_reason(world):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlparse
 
+from clipedit.domain.backpressure import BackpressureSettings
 from clipedit.domain.errors import ConfigError
 from clipedit.domain.spec import Mode, Model
 from clipedit.domain.url_policy import KLING_RESULT_HOSTS, UrlPolicy
@@ -44,6 +45,29 @@ class Settings:
     reference_host_allowlist: tuple[str, ...] = ()  # users' https references; empty = any public host
     allow_http_fetch: bool = False  # result URLs over plain http (the local emulator only)
     allow_private_network_fetch: bool = False  # result URLs on loopback/private addresses (local only)
+    # Backpressure (see clipedit.domain.backpressure for what each one does):
+    provider_concurrency_limit: int = 5
+    retry_base_seconds: int = 2
+    retry_max_seconds: int = 300
+    gate_recheck_seconds: int = 120
+    breaker_failure_threshold: int = 5
+    breaker_cooldown_seconds: int = 60
+    account_cooldown_seconds: int = 900
+    max_queue_wait_seconds: int = 86400
+    finalize_lease_seconds: int = 360  # longer than the finalize function's timeout
+
+    @property
+    def backpressure(self) -> BackpressureSettings:
+        return BackpressureSettings(
+            concurrency_limit=self.provider_concurrency_limit,
+            retry_base_seconds=self.retry_base_seconds,
+            retry_max_seconds=self.retry_max_seconds,
+            gate_recheck_seconds=self.gate_recheck_seconds,
+            breaker_failure_threshold=self.breaker_failure_threshold,
+            breaker_cooldown_seconds=self.breaker_cooldown_seconds,
+            account_cooldown_seconds=self.account_cooldown_seconds,
+            max_queue_wait_seconds=self.max_queue_wait_seconds,
+        )
 
     @property
     def result_url_policy(self) -> UrlPolicy:
@@ -153,6 +177,15 @@ class Settings:
             reference_host_allowlist=hosts("REFERENCE_HOST_ALLOWLIST", ()),
             allow_http_fetch=boolean("ALLOW_HTTP_FETCH", False),
             allow_private_network_fetch=boolean("ALLOW_PRIVATE_NETWORK_FETCH", False),
+            provider_concurrency_limit=integer("PROVIDER_CONCURRENCY_LIMIT", 5, 1, 1000),
+            retry_base_seconds=integer("RETRY_BASE_SECONDS", 2, 1, 900),
+            retry_max_seconds=integer("RETRY_MAX_SECONDS", 300, 1, 900),
+            gate_recheck_seconds=integer("GATE_RECHECK_SECONDS", 120, 1, 900),
+            breaker_failure_threshold=integer("BREAKER_FAILURE_THRESHOLD", 5, 1, 1000),
+            breaker_cooldown_seconds=integer("BREAKER_COOLDOWN_SECONDS", 60, 1, 900),
+            account_cooldown_seconds=integer("ACCOUNT_COOLDOWN_SECONDS", 900, 1, 900),
+            max_queue_wait_seconds=integer("MAX_QUEUE_WAIT_SECONDS", 86400, 60, 14 * 86400),
+            finalize_lease_seconds=integer("FINALIZE_LEASE_SECONDS", 360, 1, 3600),
         )
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Iterable, Iterator, Mapping, Protocol
 
+from clipedit.domain.backpressure import BreakerState
 from clipedit.domain.job import Job, JobStatus, ObjectRef
 
 
@@ -41,6 +42,14 @@ class JobStore(Protocol):
         """Claim the right to finalize: True for exactly one caller while the lease is live."""
 
     def release_lease(self, job_id: str, *, owner: str) -> None: ...
+
+    def claim_submission(self, job_id: str, *, owner: str, now: str, until: str) -> bool:
+        """While QUEUED, let one submitter at a time call the provider (cleared by SUBMITTED)."""
+
+    def release_submission(self, job_id: str, *, owner: str) -> None: ...
+
+    def list_by_status(self, status: JobStatus, *, limit: int, since: str | None = None) -> list[Job]:
+        """Jobs in ``status``, oldest first (an index query, never a scan)."""
 
 
 # --- object storage ---------------------------------------------------------------------------
@@ -174,6 +183,33 @@ class EditProvider(Protocol):
     def create_element(self, *, external_id: str, frontal_url: str, reference_urls: list[str]) -> ElementTask: ...
 
     def get_element(self, task_id: str) -> ElementTask: ...
+
+
+# --- backpressure (shared by every submit function instance) ----------------------------------
+
+
+class ProviderGuard(Protocol):
+    """Per-provider state shared by all submitters: the concurrency gate's slot holders and the
+    circuit breaker's counters. Every operation is one atomic conditional write."""
+
+    def acquire_slot(self, provider: str, job_id: str, *, limit: int) -> bool:
+        """Take a slot for the job (idempotent: a holder acquires again); False when all are taken."""
+
+    def release_slot(self, provider: str, job_id: str) -> bool:
+        """Free the job's slot; True if it held one."""
+
+    def slot_holders(self, provider: str) -> set[str]: ...
+
+    def breaker(self, provider: str) -> BreakerState: ...
+
+    def count_failure(self, provider: str) -> BreakerState:
+        """One more consecutive failure; returns the updated state."""
+
+    def open_breaker(self, provider: str, *, now: float, until: float, reason: str) -> bool:
+        """Open until ``until`` unless it is already open; True if this call opened it."""
+
+    def reset_breaker(self, provider: str) -> None:
+        """A success: close the breaker and forget the streak."""
 
 
 # --- workflow, events, clock, tokens ----------------------------------------------------------

@@ -143,10 +143,20 @@ class Container:
         return RangeMediaInspector(self._client("s3"), safe_client(self.settings.reference_url_policy, API_TIMEOUT))
 
     @cached_property
+    def guard(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.dynamo_jobs import DynamoProviderGuard
+
+        return DynamoProviderGuard(self.settings.jobs_table, self._client("dynamodb"))
+
+    @cached_property
     def recorder(self) -> StatusRecorder:
+        from clipedit.usecases.backpressure import SlotRelease
+
         clock = SystemClock()
+        release = SlotRelease(guard=self.guard, jobs=self.jobs,
+                              queue=self.queue if self.settings.intake_queue_url else None)
         return StatusRecorder(events=self.events, batches=self.batches, documents=self.documents,
-                              now=lambda: iso(clock.now()))
+                              now=lambda: iso(clock.now()), on_terminal=release)
 
     # --- use cases ----------------------------------------------------------------------------
 
@@ -188,6 +198,8 @@ class Container:
                 poll_interval_seconds=s.poll_interval_seconds,
                 job_deadline_seconds=s.job_deadline_seconds,
             ),
+            guard=self.guard,
+            backpressure=s.backpressure,
         )
 
     @cached_property
@@ -208,5 +220,6 @@ class Container:
                 outputs_bucket=s.outputs_bucket,
                 incoming_prefix=s.incoming_prefix,
                 output_prefix=s.output_prefix,
+                lease_seconds=s.finalize_lease_seconds,
             ),
         )

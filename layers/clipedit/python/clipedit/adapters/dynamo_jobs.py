@@ -9,6 +9,7 @@ from typing import Any, Iterator, Mapping
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from clipedit.domain.backpressure import BreakerState
 from clipedit.domain.job import Job, JobStatus, sources_of
 
 _JOB_FIELDS = {f.name for f in dataclass_fields(Job)} - {"extra"}
@@ -208,6 +209,148 @@ class DynamoJobStore:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+    def claim_submission(self, job_id: str, *, owner: str, now: str, until: str) -> bool:
+        """Only one submitter at a time talks to the provider for a job (a wake-up and the job's own
+        retry may arrive together); the SUBMITTED transition clears the claim."""
+        try:
+            self._client.update_item(
+                TableName=self._table, Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET #owner = :owner, #until = :until",
+                ConditionExpression="#status = :queued AND (attribute_not_exists(#until) OR #until < :now)",
+                ExpressionAttributeNames={"#owner": "submit_claim_owner", "#until": "submit_claim_until",
+                                          "#status": "status"},
+                ExpressionAttributeValues={":owner": {"S": owner}, ":until": {"S": until}, ":now": {"S": now},
+                                           ":queued": {"S": JobStatus.QUEUED.value}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_submission(self, job_id: str, *, owner: str) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table, Key={"job_id": {"S": job_id}}, UpdateExpression="REMOVE #owner, #until",
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "submit_claim_owner", "#until": "submit_claim_until"},
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def list_by_status(self, status: JobStatus, *, limit: int, since: str | None = None) -> list[Job]:
+        condition = "#status = :status"
+        values: dict[str, Any] = {":status": {"S": status.value}}
+        if since:
+            condition += " AND created_at >= :since"
+            values[":since"] = {"S": since}
+        jobs: list[Job] = []
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table, IndexName=BY_STATUS_INDEX, KeyConditionExpression=condition,
+            ExpressionAttributeNames={"#status": "status"}, ExpressionAttributeValues=values,
+            ScanIndexForward=True, PaginationConfig={"PageSize": min(limit, 1000)},
+        ):
+            for item in page["Items"]:
+                jobs.append(_from_item(item))
+                if len(jobs) >= limit:
+                    return jobs
+        return jobs
+
+
+BY_STATUS_INDEX = "by-status"
+GUARD_PREFIX = "guard#"
+
+
+class DynamoProviderGuard:
+    """The concurrency gate and the circuit breaker of each provider, in one item of the jobs table
+    (``guard#<provider>``). The gate is a string set of the job ids holding a slot: acquiring is
+    idempotent per job, releasing twice is harmless, and a leaked holder is visible by name (the
+    reconcile command frees slots of finished jobs)."""
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
+
+    def _key(self, provider: str) -> dict[str, Any]:
+        return {"job_id": {"S": GUARD_PREFIX + provider}}
+
+    def _update(self, provider: str, expression: str, *, condition: str | None = None,
+                names: dict[str, str] | None = None, values: dict[str, Any] | None = None,
+                returns: str = "NONE") -> dict[str, Any] | None:
+        kwargs: dict[str, Any] = {"TableName": self._table, "Key": self._key(provider),
+                                  "UpdateExpression": expression, "ReturnValues": returns}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            return self._client.update_item(**kwargs).get("Attributes") or {}
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+
+    def acquire_slot(self, provider: str, job_id: str, *, limit: int) -> bool:
+        result = self._update(
+            provider, "ADD #holders :job",
+            condition="attribute_not_exists(#holders) OR size(#holders) < :limit OR contains(#holders, :id)",
+            names={"#holders": "slot_holders"},
+            values={":job": {"SS": [job_id]}, ":id": {"S": job_id}, ":limit": {"N": str(limit)}},
+        )
+        return result is not None
+
+    def release_slot(self, provider: str, job_id: str) -> bool:
+        result = self._update(
+            provider, "DELETE #holders :job", condition="contains(#holders, :id)",
+            names={"#holders": "slot_holders"}, values={":job": {"SS": [job_id]}, ":id": {"S": job_id}},
+        )
+        return result is not None
+
+    def _item(self, provider: str) -> dict[str, Any]:
+        item = self._client.get_item(TableName=self._table, Key=self._key(provider), ConsistentRead=True).get("Item")
+        return _plain_item(item) if item else {}
+
+    def slot_holders(self, provider: str) -> set[str]:
+        return set(self._item(provider).get("slot_holders") or [])
+
+    @staticmethod
+    def _state(plain: Mapping[str, Any]) -> BreakerState:
+        return BreakerState(failures=int(plain.get("breaker_failures") or 0),
+                            open_until=float(plain.get("breaker_open_until") or 0.0),
+                            reason=plain.get("breaker_reason"), opened=int(plain.get("breaker_opened") or 0))
+
+    def breaker(self, provider: str) -> BreakerState:
+        return self._state(self._item(provider))
+
+    def count_failure(self, provider: str) -> BreakerState:
+        attributes = self._update(provider, "ADD #failures :one", names={"#failures": "breaker_failures"},
+                                  values={":one": {"N": "1"}}, returns="ALL_NEW")
+        return self._state(_plain_item(attributes or {}))
+
+    def open_breaker(self, provider: str, *, now: float, until: float, reason: str) -> bool:
+        result = self._update(
+            provider, "SET #until = :until, #reason = :reason ADD #opened :one",
+            condition="attribute_not_exists(#until) OR #until < :now",
+            names={"#until": "breaker_open_until", "#reason": "breaker_reason", "#opened": "breaker_opened"},
+            values={":until": {"N": repr(until)}, ":reason": {"S": reason}, ":now": {"N": repr(now)},
+                    ":one": {"N": "1"}},
+        )
+        return result is not None
+
+    def reset_breaker(self, provider: str) -> None:
+        self._update(
+            provider, "SET #failures = :zero, #opened = :zero, #until = :zero REMOVE #reason",
+            condition="#failures > :zero OR #opened > :zero",
+            names={"#failures": "breaker_failures", "#opened": "breaker_opened", "#until": "breaker_open_until",
+                   "#reason": "breaker_reason"},
+            values={":zero": {"N": "0"}},
+        )
 
 
 BATCH_PREFIX = "batch#"

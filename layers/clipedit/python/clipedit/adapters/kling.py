@@ -17,6 +17,7 @@ import httpx
 import jwt
 
 from clipedit.domain.errors import ProviderError
+from clipedit.domain.provider_errors import ErrorKind, http_status_kind, kling_rule
 from clipedit.domain.prompt import to_kling_syntax
 from clipedit.ports import EditRequest, ElementTask, ProviderTask, TaskState
 
@@ -24,9 +25,6 @@ MODEL_NAMES = {"o3": "kling-v3-omni", "o1": "kling-video-o1"}
 TOKEN_LIFETIME_SECONDS = 1800
 TOKEN_RENEW_AFTER_SECONDS = 1500  # re-mint 5 minutes early so a token never expires in flight
 
-# Kling code -> retryable? (provider-apis.md 1.8). Unknown codes are treated as not retryable,
-# except 5xx-class ones.
-RETRYABLE_CODES = {1003: True, 1004: True, 1302: True, 1303: True, 5000: True, 5001: True, 5002: True}
 STATE_BY_STATUS = {
     "submitted": TaskState.QUEUED,
     "processing": TaskState.RUNNING,
@@ -51,7 +49,7 @@ class KlingCredentials:
             raise ProviderError(
                 "the provider secret holds no Kling credentials: store "
                 '{"access_key": "...", "secret_key": "..."} or {"api_key": "api-key-kling-..."}',
-                retryable=False,
+                kind=ErrorKind.ACCOUNT,
                 code="PROVIDER_CREDENTIALS_MISSING",
             )
         return cls(access_key=access_key, secret_key=secret_key, api_key=api_key)
@@ -207,7 +205,7 @@ class KlingProvider:
                 raise ProviderError(
                     f"Kling answered HTTP {response.status_code} without JSON",
                     http_status=response.status_code,
-                    retryable=response.status_code >= 500,
+                    kind=http_status_kind(response.status_code),
                     code="PROVIDER_BAD_RESPONSE",
                 ) from None
             code = payload.get("code") if isinstance(payload, dict) else None
@@ -226,17 +224,15 @@ class KlingProvider:
             return ProviderError(
                 f"Kling answered HTTP {http_status} without a code",
                 http_status=http_status,
-                retryable=http_status >= 500,
+                kind=http_status_kind(http_status),
                 code="PROVIDER_BAD_RESPONSE",
             )
-        retryable = RETRYABLE_CODES.get(code, code >= 5000)
-        return ProviderError(
-            f"Kling error {code}: {message}".strip(),
-            provider_code=code,
-            http_status=http_status,
-            retryable=retryable,
-            code=f"KLING_{code}",
-        )
+        rule = kling_rule(code)
+        # Kling's own message first (it names the bad field), then what it means for the user.
+        text = f"Kling error {code}: {message}".strip()
+        if rule.kind is ErrorKind.ACCOUNT:
+            text += f" ({rule.meaning})"
+        return ProviderError(text, provider_code=code, http_status=http_status, kind=rule.kind, code=f"KLING_{code}")
 
     @staticmethod
     def _task(data: Any) -> ProviderTask:

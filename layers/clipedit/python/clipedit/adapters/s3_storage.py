@@ -96,7 +96,9 @@ class S3ObjectStore:
                 Bucket=bucket, Key=key, UploadId=upload_id,
                 MultipartUpload={"Parts": sorted(parts, key=lambda p: p["PartNumber"])},
             )
-        except BaseException:
+        except Exception:
+            # Errors we can see abort at once. A crash (timeout, out of memory) cannot clean up;
+            # the bucket's AbortIncompleteMultipartUpload rule removes those parts a day later.
             for future in pending:
                 future.cancel()
             pool.shutdown(wait=True)

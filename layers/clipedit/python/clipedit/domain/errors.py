@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from clipedit.domain.provider_errors import ErrorKind
+
 
 class ClipeditError(Exception):
     """Base class: ``code`` is stable and documented, ``message`` tells the user what to do."""
@@ -30,8 +32,9 @@ class MediaRejected(ClipeditError):
 class ProviderError(ClipeditError):
     """The provider refused or failed a call.
 
-    ``retryable`` says whether trying the same call later can succeed (rate limits, 5xx, timeouts);
-    deterministic refusals (bad credentials, content policy, no balance) are not retried.
+    ``kind`` (see ``clipedit.domain.provider_errors``) says what the pipeline does about it:
+    back off, retry with the circuit breaker counting, hold every job (account problems), or fail
+    the job. ``retryable`` is the short form: trying the same call later can succeed.
     """
 
     code = "PROVIDER_ERROR"
@@ -42,13 +45,20 @@ class ProviderError(ClipeditError):
         *,
         provider_code: int | None = None,
         http_status: int | None = None,
-        retryable: bool,
+        retryable: bool | None = None,
+        kind: ErrorKind | None = None,
         code: str | None = None,
     ) -> None:
         super().__init__(message, code=code)
         self.provider_code = provider_code
         self.http_status = http_status
-        self.retryable = retryable
+        if kind is None:
+            kind = ErrorKind.TRANSIENT if retryable else ErrorKind.REJECTED
+        self.kind = kind
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind.retryable
 
 
 class RetryLater(ClipeditError):

@@ -30,7 +30,8 @@ TERMINAL_STATUSES = frozenset(
 # writer (a late callback, a redelivered message) can never move a job backwards.
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.RECEIVED: frozenset({JobStatus.QUEUED, JobStatus.REJECTED, JobStatus.FAILED}),
-    JobStatus.QUEUED: frozenset({JobStatus.SUBMITTED, JobStatus.FAILED, JobStatus.REJECTED}),
+    # QUEUED -> TIMED_OUT: the provider stayed busy or unavailable past the queue wait limit.
+    JobStatus.QUEUED: frozenset({JobStatus.SUBMITTED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.TIMED_OUT}),
     JobStatus.SUBMITTED: frozenset(
         {JobStatus.PROCESSING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT}
     ),
@@ -84,6 +85,11 @@ class Job:
     provider_units: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # While QUEUED: why the job is waiting and when it is tried next (backpressure, elements), and
+    # how many provider submissions were attempted (after one, the task is looked up first).
+    wait_reason: str | None = None
+    next_attempt_at: str | None = None
+    submit_attempts: int | None = None
     # What to edit and with what (issue "specs"): the video may differ from the uploaded object
     # (a manifest or a batch row names it); references are stored as s3:// or https:// strings.
     video_ref: str | None = None

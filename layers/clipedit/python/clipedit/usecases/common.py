@@ -12,6 +12,7 @@ from clipedit.ports import BatchStore, DocumentStore, EventPublisher
 JOB_EVENT_SOURCE = "clipedit.jobs"
 JOB_EVENT_DETAIL_TYPE = "Job Status Changed"
 BATCH_COMPLETED_DETAIL_TYPE = "Batch Completed"
+PROVIDER_PAUSED_DETAIL_TYPE = "Provider Paused"
 log = logging.getLogger(__name__)
 
 
@@ -72,16 +73,29 @@ class StatusRecorder:
         batches: BatchStore | None = None,
         documents: DocumentStore | None = None,
         now: Callable[[], str],
+        on_terminal: Callable[[Job], None] | None = None,
     ) -> None:
         self._events = events
         self._batches = batches
         self._documents = documents
         self._now = now
+        self._on_terminal = on_terminal
 
     def __call__(self, job: Job, previous_status: str | None) -> None:
         publish_status(self._events, job, previous_status)
         if job.batch_id and self._batches is not None:
             self._count(job, previous_status)
+        if job.status in TERMINAL_STATUSES and self._on_terminal is not None:
+            self._on_terminal(job)  # frees the job's provider slot and wakes a waiting job
+
+    def provider_paused(self, provider: str, *, kind: str, code: str, reason: str, seconds: int) -> None:
+        """The circuit breaker opened: one event per opening (alarms and notifications hang off it)."""
+        try:
+            self._events.publish(PROVIDER_PAUSED_DETAIL_TYPE, {
+                "provider": provider, "kind": kind, "error_code": code, "reason": reason,
+                "paused_seconds": seconds, "at": self._now()})
+        except Exception:
+            log.exception("provider paused event not published", extra={"provider": provider})
 
     def _count(self, job: Job, previous_status: str | None) -> None:
         batch = self._batches.count_transition(job.batch_id, previous_status, job.status.value, now=self._now())

@@ -8,6 +8,7 @@ callback and the poller (or two duplicate callbacks) can never both finalize one
 from __future__ import annotations
 
 import hmac
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from clipedit.usecases.submit import hash_token
 # Longer than the finalize function's timeout, so a live finalize is never overtaken, while a
 # crashed one's claim expires and the next poll can take the job over.
 FINALIZE_LEASE_SECONDS = 360
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class FinalizeSettings:
     outputs_bucket: str
     incoming_prefix: str
     output_prefix: str
+    lease_seconds: int = FINALIZE_LEASE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,15 @@ class FinalizeJob:
         job = self._jobs.get(job_id)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
-        return self._advance(job, source="poller")
+        try:
+            return self._advance(job, source="poller")
+        except ProviderError as error:
+            if not error.retryable:
+                raise
+            # A provider hiccup (5xx, timeout, a CDN error mid-copy) is not the job's end: the next
+            # poll looks again, and the job deadline still bounds the wait.
+            log.warning("provider unavailable during a poll", extra={"job_id": job_id, "error": error.message})
+            return self._outcome(self._jobs.get(job_id) or job)
 
     def expire(self, job_id: str, reason: str) -> FinalizeOutcome:
         """The poller gave up (finalize kept failing): end the job rather than leave it stuck."""
@@ -156,7 +167,7 @@ class FinalizeJob:
         owner = uuid.uuid4().hex
         now = self._clock.now()
         if not self._jobs.acquire_lease(
-            job.job_id, owner=owner, now=iso(now), until=iso(now + FINALIZE_LEASE_SECONDS)
+            job.job_id, owner=owner, now=iso(now), until=iso(now + self._settings.lease_seconds)
         ):
             # Someone else is finalizing (or just did): report where the job stands.
             return self._outcome(self._jobs.get(job.job_id) or job)
@@ -180,7 +191,9 @@ class FinalizeJob:
                 raise  # 5xx/429 from the CDN: the next check copies again
             # Refused by the fetch policy, too large, 4xx: fetching again cannot succeed.
             return self._end(job, JobStatus.FAILED, error.code, error.message, source=source)
-        except BaseException:
+        except Exception:
+            # An error we can see: let the next check retry at once. A crash (timeout, out of
+            # memory) runs no cleanup at all; the lease expiring lets the poller take over then.
             self._jobs.release_lease(job.job_id, owner=owner)
             raise
         updated = self._jobs.transition(

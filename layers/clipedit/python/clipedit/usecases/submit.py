@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 from urllib.parse import quote
 
+from clipedit.domain.backpressure import SQS_MAX_DELAY_SECONDS, BackpressureSettings, backoff_seconds, breaker_cooldown
 from clipedit.domain.errors import MediaRejected, ProviderError, RetryLater, SpecError
+from clipedit.domain.provider_errors import ErrorKind
 from clipedit.domain.job import Job, JobStatus, ObjectRef
 from clipedit.domain.manifest import MediaRef
 from clipedit.domain.media import check_image, check_size_before_probe, check_video, limits_for
@@ -26,6 +29,8 @@ from clipedit.ports import (
     JobStore,
     MediaInspector,
     ObjectStore,
+    ProviderGuard,
+    ProviderTask,
     TaskState,
     Workflow,
 )
@@ -78,8 +83,12 @@ class SubmitJob:
         recorder: StatusRecorder,
         clock: Clock,
         settings: SubmitSettings,
+        guard: ProviderGuard,
+        backpressure: BackpressureSettings = BackpressureSettings(),
         new_token: Callable[[], str] = lambda: secrets.token_urlsafe(32),
     ) -> None:
+        self._guard = guard
+        self._backpressure = backpressure
         self._jobs = jobs
         self._storage = storage
         self._inspector = inspector
@@ -91,14 +100,15 @@ class SubmitJob:
         self._settings = settings
         self._new_token = new_token
 
-    def __call__(self, job_id: str) -> SubmitOutcome:
+    def __call__(self, job_id: str, *, attempt: int = 0) -> SubmitOutcome:
+        """``attempt`` counts the job's earlier waits (it drives the backoff)."""
         job = self._jobs.get(job_id)
         if job is None:
             raise RetryLater(f"job {job_id} does not exist yet")
         if job.status == JobStatus.RECEIVED:
             job = self._validate_media(job)
         if job.status == JobStatus.QUEUED:
-            job = self._submit_to_provider(job)
+            job = self._submit_to_provider(job, attempt)
         if job.status in (JobStatus.SUBMITTED, JobStatus.PROCESSING):
             # Named after the job: a redelivered message finds the execution already there.
             self._workflow.start_poller(job.job_id, poll_interval_seconds=self._settings.poll_interval_seconds)
@@ -154,7 +164,7 @@ class SubmitJob:
             else:
                 ids.append(element_id)
         if pending:
-            raise RetryLater(f"{pending} element(s) still being created", delay_seconds=ELEMENT_RECHECK_SECONDS)
+            self._wait(job, f"{pending} element(s) still being created", ELEMENT_RECHECK_SECONDS)
         return ids
 
     def _element(self, content: str, refs: list[str]) -> str | None:
@@ -191,21 +201,74 @@ class SubmitJob:
         return self._storage.presign_get(ObjectRef(ref.bucket or "", ref.key or "", ref.version_id),
                                          self._settings.presign_ttl_seconds)
 
-    def _submit_to_provider(self, job: Job) -> Job:
+    def _submit_to_provider(self, job: Job, attempt: int) -> Job:
+        """Breaker, elements, gate, then at most one provider task. Every wait raises RetryLater with
+        a delay (the message comes back then); nothing here sleeps."""
+        now = self._clock.now()
+        bp = self._backpressure
+        if job.created_at and iso(now - bp.max_queue_wait_seconds) > job.created_at:
+            return self._move(job, JobStatus.TIMED_OUT, error_code="PROVIDER_BUSY_TOO_LONG", finished_at=iso(now),
+                              error_message=f"not submitted within {bp.max_queue_wait_seconds} s: "
+                                            f"{job.wait_reason or 'the provider stayed busy or unavailable'}",
+                              wait_reason=None, next_attempt_at=None)
+        provider = self._provider.name
+        breaker = self._guard.breaker(provider)
+        if breaker.is_open(now):
+            self._wait(job, f"provider {provider} paused: {breaker.reason}", breaker.seconds_left(now))
         try:
             element_ids = self._element_ids(job)
         except ProviderError as error:
-            if error.retryable:
-                raise RetryLater(f"provider busy or unavailable: {error.message}") from error
-            return self._move(job, JobStatus.FAILED, error_code=error.code, error_message=error.message,
-                              finished_at=iso(self._clock.now()))
+            return self._provider_failed(job, error, attempt)
+        if not self._guard.acquire_slot(provider, job.job_id, limit=bp.concurrency_limit):
+            self._wait(job, f"all {bp.concurrency_limit} provider slots are in use",
+                       backoff_seconds(attempt, base=bp.gate_recheck_seconds, cap=bp.gate_recheck_seconds * 4,
+                                       key=job.job_id))
+        owner = uuid.uuid4().hex
+        if not self._jobs.claim_submission(job.job_id, owner=owner, now=iso(now),
+                                           until=iso(now + bp.submit_lease_seconds)):
+            current = self._jobs.get(job.job_id) or job
+            if current.status != JobStatus.QUEUED:
+                return current  # another delivery submitted it meanwhile
+            raise RetryLater("another delivery is submitting this job", delay_seconds=bp.submit_lease_seconds)
+        try:
+            task = self._existing_task(job) if job.submit_attempts else None
+            if task is None:
+                task = self._create_task(job, element_ids)
+        except ProviderError as error:
+            self._jobs.release_submission(job.job_id, owner=owner)
+            return self._provider_failed(job, error, attempt)
+        if task is None:  # the claim was lost to a concurrent status change
+            return self._jobs.get(job.job_id) or job
+        if breaker.failures or breaker.opened:
+            self._guard.reset_breaker(provider)
+        now = self._clock.now()
+        return self._move(
+            job,
+            JobStatus.SUBMITTED,
+            provider_task_id=task.task_id,
+            element_ids=element_ids or None,
+            submitted_at=iso(now),
+            deadline_at=iso(now + self._settings.job_deadline_seconds),
+            wait_reason=None,
+            next_attempt_at=None,
+            submit_claim_owner=None,
+            submit_claim_until=None,
+        )
+
+    def _existing_task(self, job: Job) -> ProviderTask | None:
+        """An earlier attempt may have created the task and lost the answer (a timeout, a 5xx after
+        the fact): look it up by our idempotency key before creating another."""
+        return self._provider.find_by_external_id(job.job_id)
+
+    def _create_task(self, job: Job, element_ids: list[str]) -> ProviderTask | None:
         token = self._new_token()
-        # The token's hash is stored before Kling is called: its first callback may arrive before
-        # the SUBMITTED write, and must not be turned away (measured in 1 % of jobs under load).
+        # The token's hash is stored before the provider is called: its first callback may arrive
+        # before the SUBMITTED write and must not be turned away (measured in 1 % of jobs under load).
+        # The attempt is counted first too, so a crash or a lost answer leads to a lookup next time.
         if not self._jobs.set_fields(job.job_id, expected=JobStatus.QUEUED,
-                                     fields={"callback_token_hash": hash_token(token)}):
-            current = self._jobs.get(job.job_id)
-            return current if current is not None else job
+                                     fields={"callback_token_hash": hash_token(token),
+                                             "submit_attempts": (job.submit_attempts or 0) + 1}):
+            return None
         video = stored_ref(job.video_ref) if job.video_ref else MediaRef(
             bucket=job.input_bucket, key=job.input_key, version_id=job.input_version_id)
         request = EditRequest(
@@ -220,29 +283,47 @@ class SubmitJob:
             element_ids=tuple(element_ids),
         )
         try:
-            task = self._provider.submit(request)
+            return self._provider.submit(request)
         except ProviderError as error:
-            if error.retryable:
-                # Leave the job QUEUED and the message on the queue: SQS redelivers it later.
-                raise RetryLater(f"provider busy or unavailable: {error.message}") from error
             if error.provider_code == 1201 and "already exists" in error.message.lower():
-                # An earlier attempt created the task but we never recorded it: adopt it.
+                # An earlier attempt created the task but we never recorded it: adopt it. That
+                # attempt's token is lost (its callbacks get 401); the poller finishes the job.
                 task = self._provider.find_by_external_id(job.job_id)
                 if task is None:
-                    raise RetryLater("provider says the task exists but cannot find it yet") from error
-                # That attempt's token is lost (its callbacks get 401); the poller finishes the job.
-            else:
-                return self._move(job, JobStatus.FAILED, error_code=error.code, error_message=error.message,
-                                  finished_at=iso(self._clock.now()))
+                    raise ProviderError("the provider says the task exists but cannot find it yet",
+                                        kind=ErrorKind.TRANSIENT, code="PROVIDER_INCONSISTENT") from error
+                return task
+            raise
+
+    def _provider_failed(self, job: Job, error: ProviderError, attempt: int) -> Job:
+        """One handling per error kind (clipedit.domain.provider_errors)."""
+        provider = self._provider.name
+        bp = self._backpressure
         now = self._clock.now()
-        return self._move(
-            job,
-            JobStatus.SUBMITTED,
-            provider_task_id=task.task_id,
-            element_ids=element_ids or None,
-            submitted_at=iso(now),
-            deadline_at=iso(now + self._settings.job_deadline_seconds),
-        )
+        if error.kind is ErrorKind.REJECTED:
+            return self._move(job, JobStatus.FAILED, error_code=error.code, error_message=error.message,
+                              finished_at=iso(now), wait_reason=None, next_attempt_at=None)
+        if error.kind is ErrorKind.THROTTLED:
+            self._wait(job, f"provider {provider} throttled: {error.message}",
+                       backoff_seconds(attempt, base=bp.retry_base_seconds, cap=bp.retry_max_seconds, key=job.job_id))
+        state = self._guard.count_failure(provider)
+        cooldown = breaker_cooldown(state, error.kind, bp)
+        if cooldown is not None and self._guard.open_breaker(provider, now=now, until=now + cooldown,
+                                                             reason=error.message):
+            self._recorder.provider_paused(provider, kind=error.kind.value, code=error.code, reason=error.message,
+                                           seconds=cooldown)
+        if cooldown is not None:
+            self._wait(job, f"provider {provider} paused: {error.message}", cooldown)
+        self._wait(job, f"provider {provider} unavailable: {error.message}",
+                   backoff_seconds(attempt, base=bp.retry_base_seconds, cap=bp.retry_max_seconds, key=job.job_id))
+        raise AssertionError("unreachable")  # pragma: no cover - _wait always raises
+
+    def _wait(self, job: Job, reason: str, delay_seconds: int) -> NoReturn:
+        """Record why the job waits (users see it on the record) and hand the wait to the queue."""
+        delay_seconds = max(1, min(SQS_MAX_DELAY_SECONDS, int(delay_seconds)))
+        self._jobs.set_fields(job.job_id, expected=JobStatus.QUEUED, fields={
+            "wait_reason": reason, "next_attempt_at": iso(self._clock.now() + delay_seconds)})
+        raise RetryLater(reason, delay_seconds=delay_seconds)
 
     # --- helpers ------------------------------------------------------------------------------
 
