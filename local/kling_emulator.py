@@ -198,6 +198,8 @@ _ENV_NAMES = {
     "seed": "SEED",
     "render": "RENDER",
     "element_seconds": "ELEMENT_SECONDS",
+    "latency_seconds": "LATENCY_SECONDS",
+    "lost_response_rate": "LOST_RESPONSE_RATE",
 }
 ENV_PREFIX = "CLIPEDIT_EMULATOR_"
 RENDER_MODES = ("grade", "copy")
@@ -222,15 +224,19 @@ class EmulatorSettings:
     seed: int = 0
     render: str = "grade"  # "grade": real re-encode; "copy": serve the input bytes unchanged (load tests)
     element_seconds: float = 0.5  # time an element-creation task spends "processing"
+    latency_seconds: float = 0.0  # added before every API answer (slow responses; past the
+    # client's read timeout this is a timeout, with the work possibly done)
+    lost_response_rate: float = 0.0  # share of accepted creates answered 504/5002 anyway: the task
+    # exists but the caller cannot know (Kling: "check by external_task_id before resubmitting")
 
     def __post_init__(self) -> None:
-        for name in ("processing_seconds", "element_seconds"):
+        for name in ("processing_seconds", "element_seconds", "latency_seconds"):
             value = getattr(self, name)
             if not value >= 0.0 or value == float("inf"):  # also rejects NaN
                 raise _SettingError(name, f"must be a finite number >= 0, got {value}")
         if self.concurrency < 1:
             raise _SettingError("concurrency", f"must be >= 1, got {self.concurrency}")
-        for name in ("fail_rate", "error_rate", "drop_callback_rate", "duplicate_callback_rate"):
+        for name in ("fail_rate", "error_rate", "drop_callback_rate", "duplicate_callback_rate", "lost_response_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise _SettingError(name, f"must be between 0 and 1, got {value}")
@@ -879,7 +885,8 @@ class KlingEmulator:
     `rejected_by_code` {code: count} for every error answer (including injected 5000s);
     `max_concurrent_observed` (tasks holding a slot at once);
     `callbacks_sent` (POST attempts, duplicates included), `callbacks_failed` (attempts that raised
-    or got a non-2xx answer), `callbacks_dropped` and `callbacks_duplicated` (injected faults).
+    or got a non-2xx answer), `callbacks_dropped` and `callbacks_duplicated` (injected faults);
+    `responses_lost` (creates that succeeded but were answered 504, the `LOST_RESPONSE_RATE` knob).
     """
 
     def __init__(
@@ -920,6 +927,7 @@ class KlingEmulator:
             "callbacks_dropped": 0,
             "callbacks_duplicated": 0,
             "callbacks_failed": 0,
+            "responses_lost": 0,
         }
 
         self._stop = threading.Event()
@@ -1037,11 +1045,17 @@ class KlingEmulator:
             root = next((r for r in API_ROOTS if path == r or path.startswith(r + "/")), None)
             if root is None:
                 raise ApiError(404, 1203, f"resource not found: {path}")
+            if self.settings.latency_seconds:
+                self._stop.wait(self.settings.latency_seconds)  # a slow answer (woken early on stop)
             # Injected outage: answered before auth or any other work, like a failing front end.
             if self._chance(self.settings.error_rate):
                 raise ApiError(500, 5000, "server internal error")
             self._authenticate(req.headers.get("Authorization"))
             status, data = self._route_api(method, root, path, urlsplit(req.path).query, body)
+            if method == "POST" and path == API_PATH and self._chance(self.settings.lost_response_rate):
+                with self._cond:
+                    self._stats["responses_lost"] += 1
+                raise ApiError(504, 5002, "internal timeout")  # the task was created all the same
             req.send_json(status, {"code": 0, "message": "SUCCEED", "request_id": request_id, "data": data})
         except ApiError as err:
             with self._cond:

@@ -52,6 +52,58 @@ class FunctionDefinition:
     arn: str = ""
 
 
+class SimulatedCrash(BaseException):
+    """The function's process dies mid-invocation (a timeout kill, out of memory). A BaseException,
+    so the handler's own error handling (which only catches Exception) runs no cleanup, exactly as
+    with a real crash: leases stay taken, multipart uploads stay open."""
+
+
+class FunctionCrashed(Exception):
+    """What the caller of a crashed invocation sees (Lambda reports a runtime exit)."""
+
+
+class CrashingFetcher:
+    """Wraps a finalize container's result fetcher: with probability ``rate`` (seeded), the copy
+    dies after its first chunk, mid multipart upload. The local stack's finalize-crash knob."""
+
+    def __init__(self, fetcher: Any, rate: float, seed: int) -> None:
+        import random
+
+        self._fetcher = fetcher
+        self._rate = rate
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self.crashes = 0
+
+    def open(self, url: str) -> Any:
+        from contextlib import contextmanager
+
+        with self._lock:
+            crash = self._rng.random() < self._rate
+
+        @contextmanager
+        def opened() -> Any:
+            with self._fetcher.open(url) as chunks:
+                if not crash:
+                    yield chunks
+                    return
+
+                def dying() -> Any:
+                    for index, chunk in enumerate(chunks):
+                        if index == 1:
+                            with self._lock:
+                                self.crashes += 1
+                            raise SimulatedCrash("finalize crashed mid-copy (local knob)")
+                        yield chunk
+                    with self._lock:
+                        self.crashes += 1
+                    raise SimulatedCrash("finalize crashed at the end of the copy (local knob)")
+
+                yield dying()
+
+        return opened()
+
+
 class FunctionRunner:
     """Loads each function's module once (a warm container) and invokes its handler."""
 
@@ -60,6 +112,9 @@ class FunctionRunner:
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self._lock = threading.Lock()
         self.invocations: dict[str, int] = {}
+        self.crashes: dict[str, int] = {}
+        # name -> called with the function's module once it is loaded (local knobs hook in here)
+        self.on_load: dict[str, Callable[[ModuleType], None]] = {}
 
     def register(self, definition: FunctionDefinition) -> None:
         self._functions[definition.name] = definition
@@ -74,6 +129,8 @@ class FunctionRunner:
                 assert spec and spec.loader, path
                 module: ModuleType = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
+                if name in self.on_load:
+                    self.on_load[name](module)
                 self._handlers[name] = getattr(module, function_name)
             self.invocations[name] = self.invocations.get(name, 0) + 1
             return self._handlers[name]
@@ -87,7 +144,13 @@ class FunctionRunner:
             invoked_function_arn=definition.arn,
             aws_request_id=str(uuid.uuid4()),
         )
-        return self._handler(name)(event, context)
+        handler = self._handler(name)
+        try:
+            return handler(event, context)
+        except SimulatedCrash as crash:
+            with self._lock:
+                self.crashes[name] = self.crashes.get(name, 0) + 1
+            raise FunctionCrashed(f"Runtime exited: {crash}") from None
 
     def knows(self, name: str) -> bool:
         return name in self._functions

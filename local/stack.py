@@ -52,6 +52,12 @@ class LocalOptions:
     visibility_timeout_seconds: int = 30
     submit_max_concurrency: int | None = None
     emulator_overrides: dict[str, str] = field(default_factory=dict)
+    # Template parameters to override (e.g. ProviderConcurrencyLimit) and extra function
+    # environment (e.g. FINALIZE_LEASE_SECONDS, RETRY_BASE_SECONDS) for fault and load runs.
+    parameter_overrides: dict[str, str] = field(default_factory=dict)
+    function_environment: dict[str, str] = field(default_factory=dict)
+    finalize_crash_rate: float = 0.0  # share of result copies whose finalize process "dies" mid-copy
+    crash_seed: int = 0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "LocalOptions":
@@ -60,7 +66,10 @@ class LocalOptions:
             poll_interval_seconds=int(_env_float("CLIPEDIT_POLL_INTERVAL_SECONDS", 2, env)),
             job_deadline_seconds=int(_env_float("CLIPEDIT_JOB_DEADLINE_SECONDS", 600, env)),
             visibility_timeout_seconds=int(_env_float("CLIPEDIT_LOCAL_VISIBILITY_TIMEOUT_SECONDS", 30, env)),
+            finalize_crash_rate=_env_float("CLIPEDIT_LOCAL_FINALIZE_CRASH_RATE", 0.0, env),
         )
+        if not 0.0 <= options.finalize_crash_rate <= 1.0:
+            raise ValueError(f"CLIPEDIT_LOCAL_FINALIZE_CRASH_RATE must be between 0 and 1, got {options.finalize_crash_rate}")
         for key, value in overrides.items():
             setattr(options, key, value)
         return options
@@ -187,6 +196,15 @@ class LocalStack:
             definition = function_definition(self.template, logical_id, name)
             definition.arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
             self.runner.register(definition)
+        if self.options.finalize_crash_rate:
+            from local.runtime import CrashingFetcher
+
+            def install_crashes(module: Any) -> None:
+                container = module.container
+                container.__dict__["fetcher"] = CrashingFetcher(
+                    container.fetcher, self.options.finalize_crash_rate, self.options.crash_seed)
+
+            self.runner.on_load[self.finalize_function] = install_crashes
         self._stoppers.append(patch_moto_lambda(self.runner))
         self._stoppers.append(patch_moto_s3_events())
         self.gateway = CallbackGateway(lambda event: self.runner.invoke(self.finalize_function, event))
@@ -205,6 +223,10 @@ class LocalStack:
         )
         if self.options.submit_max_concurrency:
             params["SubmitMaxConcurrency"] = str(self.options.submit_max_concurrency)
+        unknown = set(self.options.parameter_overrides) - set(params)
+        if unknown:
+            raise ValueError(f"not template parameters: {', '.join(sorted(unknown))}")
+        params.update(self.options.parameter_overrides)
         names = {
             "InboxBucket": f"{prefix}-inbox", "OutputsBucket": f"{prefix}-outputs",
             "JobsTable": f"{prefix}-jobs", "JobEventsBus": f"{prefix}-events",
@@ -311,6 +333,7 @@ class LocalStack:
             "ALLOW_HTTP_FETCH": "true",
             "ALLOW_PRIVATE_NETWORK_FETCH": "true",
         })
+        environment.update(self.options.function_environment)
         environment.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         # The caller may turn handler logging up or down (the demo keeps it quiet).
         environment["POWERTOOLS_LOG_LEVEL"] = os.environ.get("POWERTOOLS_LOG_LEVEL", environment.get("POWERTOOLS_LOG_LEVEL", "INFO"))

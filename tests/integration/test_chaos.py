@@ -1,0 +1,152 @@
+"""Chaos: 200 uploads through the local stack while the provider and our own functions misbehave.
+
+Faults (all seeded): 20 % of Kling API calls answer 5xx, 5 % of accepted creates lose their answer
+(504 after the task was created), 5 % of tasks fail, 50 % of callbacks are dropped and 20 %
+duplicated, 10 % of result copies crash the finalize process mid-copy (no cleanup runs, the lease
+stays taken), and the provider accepts more tasks than our gate allows (12 vs 8), so only our gate
+keeps concurrency down.
+
+Afterwards every invariant of the issue is checked against the emulator's own record, and the
+figures are printed (`pytest -s tests/integration/test_chaos.py` shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pytest
+
+from clipedit.domain.job import JobStatus, can_transition
+
+JOBS = 200
+GATE = 8
+PROVIDER_LIMIT = 12  # above the gate: only our gate can keep the peak at GATE
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED"}
+
+
+@pytest.fixture(scope="module")
+def chaos_stack(tmp_path_factory):
+    from local.stack import LocalOptions, LocalStack
+
+    options = LocalOptions(
+        state_dir=tmp_path_factory.mktemp("chaos-state"),
+        name="chaos",
+        poll_interval_seconds=1,
+        job_deadline_seconds=600,
+        visibility_timeout_seconds=5,
+        submit_max_concurrency=8,
+        emulator_overrides={
+            "CLIPEDIT_EMULATOR_PROCESSING_SECONDS": "0.3",
+            "CLIPEDIT_EMULATOR_RENDER": "copy",
+            "CLIPEDIT_EMULATOR_CONCURRENCY": str(PROVIDER_LIMIT),
+            "CLIPEDIT_EMULATOR_ERROR_RATE": "0.2",
+            "CLIPEDIT_EMULATOR_LOST_RESPONSE_RATE": "0.05",
+            "CLIPEDIT_EMULATOR_FAIL_RATE": "0.05",
+            "CLIPEDIT_EMULATOR_DROP_CALLBACK_RATE": "0.5",
+            "CLIPEDIT_EMULATOR_DUPLICATE_CALLBACK_RATE": "0.2",
+            "CLIPEDIT_EMULATOR_SEED": "42",
+        },
+        parameter_overrides={"ProviderConcurrencyLimit": str(GATE)},
+        # Short waits so the run takes a minute or two; the logic is the deployed one.
+        function_environment={"RETRY_BASE_SECONDS": "1", "RETRY_MAX_SECONDS": "4", "GATE_RECHECK_SECONDS": "30",
+                              "BREAKER_COOLDOWN_SECONDS": "2", "FINALIZE_LEASE_SECONDS": "3"},
+        finalize_crash_rate=0.1,
+        crash_seed=42,
+    )
+    with LocalStack(options) as running:
+        yield running
+
+
+def _all_jobs(client, prefix):
+    from tests.integration.chaos_support import jobs_under
+
+    return jobs_under(client, prefix)
+
+
+def test_two_hundred_jobs_under_faults_end_exactly_once(chaos_stack, sample_clip):
+    from local.client import LocalClient
+
+    client = LocalClient(chaos_stack.info)
+    emulator = chaos_stack.emulator
+    started = time.monotonic()
+    job_ids = [client.upload_clip(sample_clip, f"incoming/chaos/clip-{i:03d}.mp4",
+                                  {"prompt": f"Make clip {i} look like a watercolour painting. Keep the motion."})
+               for i in range(JOBS)]
+    assert len(set(job_ids)) == JOBS
+
+    deadline = time.monotonic() + 420
+    while True:
+        jobs = _all_jobs(client, "incoming/chaos/")
+        statuses = Counter(job["status"] for job in jobs.values())
+        if len(jobs) == JOBS and sum(statuses[s] for s in TERMINAL) == JOBS:
+            break
+        assert time.monotonic() < deadline, f"not all terminal after 420 s: {dict(statuses)}"
+        client._wait_for_any_event()
+    elapsed = time.monotonic() - started
+    emulator.wait_for_callbacks(timeout=30)
+
+    tasks = emulator.tasks()
+    stats = emulator.stats()
+    task_by_job = {t["external_task_id"]: t for t in tasks}
+    per_job = Counter(t["external_task_id"] for t in tasks)
+    s3 = client.s3
+    versions = [v for page in s3.get_paginator("list_object_versions").paginate(
+        Bucket=chaos_stack.info["outputs_bucket"]) for v in page.get("Versions", [])]
+    open_uploads = s3.list_multipart_uploads(Bucket=chaos_stack.info["outputs_bucket"]).get("Uploads", [])
+    dlq = client.sqs.get_queue_attributes(QueueUrl=chaos_stack.info["dead_letter_queue_url"],
+                                          AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    crashes = chaos_stack.runner.crashes.get(chaos_stack.finalize_function, 0)
+    succeeded = {j for j, job in jobs.items() if job["status"] == "SUCCEEDED"}
+
+    figures = {
+        "jobs": JOBS, "seconds": round(elapsed, 1), "jobs_per_second": round(JOBS / elapsed, 2),
+        "statuses": dict(statuses),
+        "provider_tasks": len(tasks), "max_tasks_per_job": max(per_job.values()),
+        "peak_concurrent_tasks": stats["max_concurrent_observed"], "gate": GATE,
+        "provider_5xx_injected": stats["rejected_by_code"].get(5000, 0),
+        "provider_1303": stats["rejected_by_code"].get(1303, 0),
+        "duplicate_creates_refused_1201": stats["rejected_by_code"].get(1201, 0),
+        "responses_lost": stats["responses_lost"],
+        "callbacks_sent": stats["callbacks_sent"], "callbacks_dropped": stats["callbacks_dropped"],
+        "callbacks_duplicated": stats["callbacks_duplicated"], "callbacks_refused": stats["callbacks_failed"],
+        "finalized_by": dict(Counter(job.get("finalized_by") for job in jobs.values())),
+        "finalize_crashes": crashes, "open_multipart_uploads": len(open_uploads),
+        "output_object_versions": len(versions), "dead_letter_messages": int(dlq["ApproximateNumberOfMessages"]),
+    }
+    print("\nchaos figures: " + json.dumps(figures, indent=2))
+
+    # Every job terminal and consistent with the emulator's own record.
+    assert set(jobs) == set(job_ids)
+    for job_id, job in jobs.items():
+        task = task_by_job.get(job_id)
+        if job["status"] == "SUCCEEDED":
+            assert task and task["status"] == "succeed", job_id
+            assert job["provider_task_id"] == task["task_id"]
+        elif job["status"] == "FAILED":
+            assert task and task["status"] == "failed" and job["error_code"] == "PROVIDER_TASK_FAILED", job
+            assert job["error_message"] == task["status_msg"]
+        else:
+            pytest.fail(f"{job_id} ended {job['status']}: {job.get('error_code')} {job.get('error_message')}")
+    # Exactly one provider task per job, and no task that is not a job's.
+    assert len(tasks) == JOBS and set(per_job) == set(job_ids) and max(per_job.values()) == 1
+    # Exactly one output object (one version: nothing overwritten) per SUCCEEDED job.
+    assert len(versions) == len(succeeded)
+    owners = Counter(s3.head_object(Bucket=chaos_stack.info["outputs_bucket"], Key=v["Key"],
+                                    VersionId=v["VersionId"])["Metadata"]["job-id"] for v in versions)
+    assert set(owners) == succeeded and max(owners.values()) == 1
+    # No status ever moved backwards, and each job ended exactly once.
+    for job in jobs.values():
+        path = [entry["status"] for entry in job["status_history"]]
+        assert path[0] == "RECEIVED" and all(can_transition(JobStatus(a), JobStatus(b)) for a, b in zip(path, path[1:])), path
+        assert sum(status in TERMINAL for status in path) == 1, path
+    # The gate held: the provider would have accepted more.
+    assert stats["max_concurrent_observed"] <= GATE and stats["rejected_by_code"].get(1303, 0) == 0
+    # The faults really happened (or the run proves nothing).
+    assert figures["provider_5xx_injected"] > 20 and stats["responses_lost"] > 0 and crashes > 0
+    assert stats["callbacks_dropped"] > 20 and stats["callbacks_duplicated"] > 5
+    assert 0 < statuses["FAILED"] < 30
+    # Nothing lost: no message went to the DLQ; crashed copies left only invisible parts.
+    assert figures["dead_letter_messages"] == 0
+    assert len(open_uploads) <= crashes
