@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -20,6 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from clipedit.adapters.s3_notifications import uploads_from_sqs_body
 from clipedit.config import Settings
 from clipedit.domain.errors import RetryLater
+from clipedit.usecases.common import iso
 from clipedit.usecases.dispatch import MESSAGE_KIND
 from clipedit.wiring import Container
 
@@ -30,6 +32,18 @@ container = Container(Settings.from_env())  # validated at cold start
 
 
 def record_handler(record: SQSRecord) -> None:
+    try:
+        handle(record)
+    except Exception as error:
+        # SQS keeps no reason with a dead letter: on the last allowed receive, write down why.
+        if int(record.attributes.approximate_receive_count or 0) >= container.settings.max_receive_count:
+            container.dead_letters.record_failure(record.message_id, record.body, error,
+                                                  now=iso(time.time()))
+            logger.error("message goes to the dead-letter queue", extra={"reason": str(error)})
+        raise
+
+
+def handle(record: SQSRecord) -> None:
     try:
         body = json.loads(record.body)
         if isinstance(body, dict) and MESSAGE_KIND in body:

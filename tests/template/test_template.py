@@ -475,3 +475,22 @@ def test_functions_may_use_the_customer_key_only_when_one_is_given(cfn: dict[str
                 assert len(kms) == 1 and kms[0]["Resource"] == {"Ref": "KmsKeyArn"}, role
             else:
                 assert kms == [], role
+
+
+def test_the_last_receive_that_records_a_dead_letter_reason_matches_the_redrive_policy(template) -> None:
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    redrive = template["Resources"]["IntakeQueue"]["Properties"]["RedrivePolicy"]
+    assert int(env["MAX_RECEIVE_COUNT"]) == int(redrive["maxReceiveCount"])
+
+
+def test_the_concurrency_gate_is_a_parameter_every_function_sees(template) -> None:
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["PROVIDER_CONCURRENCY_LIMIT"] == {"Ref": "ProviderConcurrencyLimit"}
+    assert template["Parameters"]["ProviderConcurrencyLimit"]["MinValue"] == 1
+    # Both functions end jobs, so both free slots and wake the oldest waiting job.
+    for function in ("SubmitFunction", "FinalizeFunction"):
+        statements = template["Resources"][function]["Properties"]["Policies"][0]["Statement"]
+        queries = [s for s in statements if s.get("Action") == "dynamodb:Query"]
+        assert any("index/by-status" in json.dumps(s["Resource"]) for s in queries), function
+        sends = [s for s in statements if "sqs:SendMessage" in _as_list(s.get("Action"))]
+        assert sends, function

@@ -55,6 +55,8 @@ class Settings:
     account_cooldown_seconds: int = 900
     max_queue_wait_seconds: int = 86400
     finalize_lease_seconds: int = 360  # longer than the finalize function's timeout
+    max_receive_count: int = 5  # the intake queue's redrive maxReceiveCount (last try records why)
+    dead_letter_queue_url: str | None = None  # operator commands only
 
     @property
     def backpressure(self) -> BackpressureSettings:
@@ -186,6 +188,8 @@ class Settings:
             account_cooldown_seconds=integer("ACCOUNT_COOLDOWN_SECONDS", 900, 1, 900),
             max_queue_wait_seconds=integer("MAX_QUEUE_WAIT_SECONDS", 86400, 60, 14 * 86400),
             finalize_lease_seconds=integer("FINALIZE_LEASE_SECONDS", 360, 1, 3600),
+            max_receive_count=integer("MAX_RECEIVE_COUNT", 5, 1, 1000),
+            dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", "").strip() or None,
         )
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))

@@ -149,6 +149,21 @@ class Container:
         return DynamoProviderGuard(self.settings.jobs_table, self._client("dynamodb"))
 
     @cached_property
+    def dead_letters(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.dead_letters import DeadLetters
+
+        return DeadLetters(sqs=self._client("sqs"), dynamodb=self._client("dynamodb"),
+                           dlq_url=self.settings.dead_letter_queue_url, queue_url=self.settings.intake_queue_url,
+                           jobs_table=self.settings.jobs_table)
+
+    @cached_property
+    def reconcile(self):  # type: ignore[no-untyped-def]
+        from clipedit.usecases.reconcile import Reconcile
+
+        return Reconcile(jobs=self.jobs, provider=self.provider, guard=self.guard, finalize=self.finalize_job,
+                         queue=self.queue, clock=SystemClock())
+
+    @cached_property
     def recorder(self) -> StatusRecorder:
         from clipedit.usecases.backpressure import SlotRelease
 

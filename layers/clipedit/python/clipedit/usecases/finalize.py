@@ -126,6 +126,15 @@ class FinalizeJob:
             return self._outcome(job)
         return self._end(job, JobStatus.TIMED_OUT, "POLLER_GAVE_UP", reason, source="poller")
 
+    def end(self, job_id: str, target: JobStatus, code: str, message: str, *, source: str) -> FinalizeOutcome:
+        """End a running job for a reason found outside a check (the reconcile command)."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        if job.terminal:
+            return self._outcome(job)
+        return self._end(job, target, code, message, source=source)
+
     # --- the state machine of one check -------------------------------------------------------
 
     def _advance(self, job: Job, *, source: str) -> FinalizeOutcome:
