@@ -144,7 +144,7 @@ class FakeProvider:
         self.tasks[task.task_id] = task
         return task
 
-    def get_task(self, task_id: str) -> ProviderTask:
+    def get_task(self, task_id: str, *, urls: Mapping[str, str] | None = None) -> ProviderTask:
         self.get_calls += 1
         return self.tasks[task_id]
 

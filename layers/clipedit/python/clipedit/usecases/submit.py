@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
 from clipedit.domain.errors import MediaRejected, ProviderError, RetryLater, SpecError
@@ -19,10 +19,12 @@ from clipedit.domain.job import Job, JobStatus, ObjectRef
 from clipedit.domain.manifest import MediaRef
 from clipedit.domain.media import check_image, check_size_before_probe, check_video, limits_for
 from clipedit.ports import (
+    CancellableProvider,
     Clock,
     EditProvider,
     EditRequest,
     ElementCache,
+    InlineElement,
     JobStore,
     MediaInspector,
     ObjectStore,
@@ -72,18 +74,22 @@ class SubmitJob:
         jobs: JobStore,
         storage: ObjectStore,
         inspector: MediaInspector,
-        provider: EditProvider,
+        provider: EditProvider | None = None,
         elements: ElementCache,
         workflow: Workflow,
         recorder: StatusRecorder,
         clock: Clock,
         settings: SubmitSettings,
         new_token: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+        providers: Mapping[str, EditProvider] | None = None,
     ) -> None:
         self._jobs = jobs
         self._storage = storage
         self._inspector = inspector
-        self._provider = provider
+        # Each job names its provider (kling or fal); one adapter per name.
+        self._providers = dict(providers or {})
+        if provider is not None:
+            self._providers.setdefault(provider.name, provider)
         self._elements = elements
         self._workflow = workflow
         self._recorder = recorder
@@ -103,6 +109,13 @@ class SubmitJob:
             # Named after the job: a redelivered message finds the execution already there.
             self._workflow.start_poller(job.job_id, poll_interval_seconds=self._settings.poll_interval_seconds)
         return SubmitOutcome(job.job_id, job.status.value, job.error_code or "")
+
+    def _provider_for(self, job: Job) -> EditProvider:
+        provider = self._providers.get(job.provider)
+        if provider is None:
+            raise ProviderError(f"provider {job.provider!r} is not configured in this stack",
+                                retryable=False, code="PROVIDER_NOT_CONFIGURED")
+        return provider
 
     # --- checks before any money is spent ----------------------------------------------------
 
@@ -141,14 +154,15 @@ class SubmitJob:
 
     def _element_ids(self, job: Job) -> list[str]:
         """Element ids for the job, creating each element once per distinct set of images."""
-        if not job.elements or not self._provider.needs_element_library:
+        provider = self._provider_for(job)
+        if not job.elements or not provider.needs_element_library:
             return []
         ids: list[str] = []
         pending = 0
         for element in job.elements:
             refs = [element["frontal"], *element["references"]]
             content = hashlib.sha256("\n".join(self._inspector.content_hash(stored_ref(r)) for r in refs).encode()).hexdigest()
-            element_id = self._element(content, refs)
+            element_id = self._element(content, refs, provider)
             if element_id is None:
                 pending += 1
             else:
@@ -157,13 +171,13 @@ class SubmitJob:
             raise RetryLater(f"{pending} element(s) still being created", delay_seconds=ELEMENT_RECHECK_SECONDS)
         return ids
 
-    def _element(self, content: str, refs: list[str]) -> str | None:
+    def _element(self, content: str, refs: list[str], provider: EditProvider) -> str | None:
         now = iso(self._clock.now())
         cached = self._elements.get(content)
         if cached and cached.get("element_id"):
             return str(cached["element_id"])
         if cached and cached.get("task_id"):
-            task = self._provider.get_element(cached["task_id"])
+            task = provider.get_element(cached["task_id"])
             if task.state == TaskState.SUCCEEDED and task.element_id:
                 self._elements.complete(content, element_id=task.element_id, now=now)
                 return task.element_id
@@ -174,7 +188,7 @@ class SubmitJob:
             return None
         urls = [self._url_for(stored_ref(r)) for r in refs]
         try:
-            task = self._provider.create_element(external_id=f"e-{content[:40]}", frontal_url=urls[0],
+            task = provider.create_element(external_id=f"e-{content[:40]}", frontal_url=urls[0],
                                                  reference_urls=urls[1:])
         except ProviderError as error:
             if error.provider_code == 1201 and "exist" in error.message.lower():
@@ -193,6 +207,7 @@ class SubmitJob:
 
     def _submit_to_provider(self, job: Job) -> Job:
         try:
+            provider = self._provider_for(job)
             element_ids = self._element_ids(job)
         except ProviderError as error:
             if error.retryable:
@@ -215,19 +230,20 @@ class SubmitJob:
             model=job.model or "o3",
             mode=job.mode or "pro",
             keep_audio=True if job.keep_audio is None else job.keep_audio,
-            callback_url=self._callback_url(job.job_id, token),
+            callback_url=self._callback_url(job.job_id, token, provider.name),
             image_urls=tuple(self._url_for(stored_ref(u)) for u in job.image_urls or []),
             element_ids=tuple(element_ids),
+            elements=self._inline_elements(job, provider),
         )
         try:
-            task = self._provider.submit(request)
+            task = provider.submit(request)
         except ProviderError as error:
             if error.retryable:
                 # Leave the job QUEUED and the message on the queue: SQS redelivers it later.
                 raise RetryLater(f"provider busy or unavailable: {error.message}") from error
             if error.provider_code == 1201 and "already exists" in error.message.lower():
                 # An earlier attempt created the task but we never recorded it: adopt it.
-                task = self._provider.find_by_external_id(job.job_id)
+                task = provider.find_by_external_id(job.job_id)
                 if task is None:
                     raise RetryLater("provider says the task exists but cannot find it yet") from error
                 # That attempt's token is lost (its callbacks get 401); the poller finishes the job.
@@ -235,22 +251,39 @@ class SubmitJob:
                 return self._move(job, JobStatus.FAILED, error_code=error.code, error_message=error.message,
                                   finished_at=iso(self._clock.now()))
         now = self._clock.now()
-        return self._move(
+        # Written before the SQS message is acknowledged: fal has no idempotency key, so the
+        # request id and its URLs are all that stop a redelivery from paying twice.
+        moved = self._move(
             job,
             JobStatus.SUBMITTED,
             provider_task_id=task.task_id,
+            provider_endpoint=task.endpoint,
+            provider_urls=task.urls or None,
             element_ids=element_ids or None,
             submitted_at=iso(now),
             deadline_at=iso(now + self._settings.job_deadline_seconds),
         )
+        if moved.status == JobStatus.CANCELLED and isinstance(provider, CancellableProvider):
+            # Cancelled while the provider call was in flight: do not let the orphan run (and bill).
+            provider.cancel(task.task_id, urls=task.urls)
+        return moved
+
+    def _inline_elements(self, job: Job, provider: EditProvider) -> tuple[InlineElement, ...]:
+        if provider.needs_element_library or not job.elements:
+            return ()
+        return tuple(
+            InlineElement(self._url_for(stored_ref(e["frontal"])),
+                          tuple(self._url_for(stored_ref(r)) for r in e["references"]))
+            for e in job.elements
+        )
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _callback_url(self, job_id: str, token: str) -> str | None:
+    def _callback_url(self, job_id: str, token: str, provider: str) -> str | None:
         base = self._settings.callback_base_url
         if not base:
             return None
-        return f"{base.rstrip('/')}/callbacks/{self._provider.name}/{quote(job_id)}?token={quote(token)}"
+        return f"{base.rstrip('/')}/callbacks/{quote(provider)}/{quote(job_id)}?token={quote(token)}"
 
     def _move(self, job: Job, target: JobStatus, **fields: object) -> Job:
         updated = self._jobs.transition(job.job_id, target, now=iso(self._clock.now()), fields=fields)
