@@ -182,3 +182,19 @@ def test_a_cancel_during_the_provider_call_cancels_the_orphaned_request(both):
     job = both.submitted("fal")
     assert job.status == JobStatus.CANCELLED
     assert both.fal.cancels == [next(iter(both.fal.tasks.values())).urls["cancel_url"]]
+
+
+def test_the_stack_default_provider_applies_when_a_job_names_none(monkeypatch):
+    from clipedit.config import Settings
+    from clipedit.domain.spec import Provider
+    from clipedit.wiring import Container
+
+    env = {"JOBS_TABLE": "t", "INBOX_BUCKET": "in", "OUTPUTS_BUCKET": "out", "EVENT_BUS_NAME": "bus",
+           "PROVIDER_SECRET_ID": "arn:secret", "DEFAULT_PROVIDER": "fal"}
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # clients are built, never called
+    container = Container(Settings.from_env(env))
+    assert container.settings.default_provider == Provider.FAL
+    assert container.intake._settings.defaults.provider == Provider.FAL  # specs resolve to it
+    assert container.provider.name == "fal" and set(container.providers) == {"kling", "fal"}
+    with pytest.raises(Exception, match="DEFAULT_PROVIDER must be one of kling, fal"):
+        Settings.from_env(dict(env, DEFAULT_PROVIDER="replicate"))

@@ -193,7 +193,7 @@ class Container:
                 inbox_bucket=s.inbox_bucket, incoming_prefix=s.incoming_prefix, jobs_prefix=s.jobs_prefix,
                 batches_prefix=s.batches_prefix, presets_prefix=s.presets_prefix, output_prefix=s.output_prefix,
                 default_preset=s.default_preset, allowed_buckets=s.allowed_input_buckets,
-                defaults=SpecDefaults(mode=s.default_mode, model=s.default_model),
+                defaults=SpecDefaults(mode=s.default_mode, model=s.default_model, provider=s.default_provider),
             ),
             provider_name=s.default_provider.value,
             recorder=self.recorder,
