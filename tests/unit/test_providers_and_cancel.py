@@ -190,7 +190,7 @@ def test_the_stack_default_provider_applies_when_a_job_names_none(monkeypatch):
     from clipedit.wiring import Container
 
     env = {"JOBS_TABLE": "t", "INBOX_BUCKET": "in", "OUTPUTS_BUCKET": "out", "EVENT_BUS_NAME": "bus",
-           "PROVIDER_SECRET_ID": "arn:secret", "DEFAULT_PROVIDER": "fal"}
+           "PROVIDER_SECRET_ID": "arn:secret", "DEFAULT_PROVIDER": "fal", "INTAKE_QUEUE_URL": "https://sqs/q"}
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # clients are built, never called
     container = Container(Settings.from_env(env))
     assert container.settings.default_provider == Provider.FAL
