@@ -225,3 +225,30 @@ def test_a_kling_job_already_with_kling_cannot_be_cancelled(stack, client, emula
     with pytest.raises(CancelRefused, match="not supported by provider kling"):
         cancel(job_id)
     assert client.job(job_id)["status"] in ("SUBMITTED", "PROCESSING")
+
+
+def test_the_cancel_tool_cancels_a_fal_job_of_the_running_local_stack(stack, client, sample_clip):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    fal = stack.fal_emulator
+    original = fal.settings
+    try:
+        set_knobs(fal, processing_seconds=30.0)
+        job_id = upload(client, sample_clip, Provider("fal", fal), "cancel/tool.mp4")
+        client.wait_for_job(job_id, statuses={"SUBMITTED", "PROCESSING"})
+        # A clean environment: everything the tool needs comes from the stack's local.json.
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{root / 'layers/clipedit/python'}:{root}"}
+        run = subprocess.run([sys.executable, "-m", "tools.cancel", "--local", "--info", str(stack.info_path), job_id],
+                             cwd=root, env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert json.loads(run.stdout.strip().splitlines()[-1])["status"] == "CANCELLED"
+        assert client.job(job_id)["status"] == "CANCELLED"
+        again = subprocess.run([sys.executable, "-m", "tools.cancel", "--local", "--info", str(stack.info_path),
+                                job_id], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 1 and json.loads(again.stdout)["refused"] == "JOB_ALREADY_FINISHED"
+    finally:
+        fal.settings = original
