@@ -252,3 +252,28 @@ def test_the_cancel_tool_cancels_a_fal_job_of_the_running_local_stack(stack, cli
         assert again.returncode == 1 and json.loads(again.stdout)["refused"] == "JOB_ALREADY_FINISHED"
     finally:
         fal.settings = original
+
+
+def test_no_fal_key_callback_token_or_presigned_url_in_logs_or_the_job_record(stack, client, sample_clip, caplog):
+    import logging
+
+    from local.stack import LOCAL_FAL_KEY
+
+    fal = stack.fal_emulator
+    original = fal.settings
+    try:
+        set_knobs(fal, processing_seconds=0.2)
+        caplog.set_level(logging.INFO)
+        job_id = upload(client, sample_clip, Provider("fal", fal), "sec/logs.mp4")
+        job = client.wait_for_job(job_id)
+        assert job["status"] == "SUCCEEDED"
+        (task,) = Provider("fal", fal).tasks_for(job_id)
+        token = task["callback_url"].split("token=", 1)[1]
+        assert "X-Amz-Signature=" in task["video_url"]  # what must never be logged
+        logged = "\n".join(repr(record.__dict__) for record in caplog.records)
+        assert logged
+        for text, where in ((logged, "logs"), (json.dumps(job), "job record")):
+            assert token not in text and LOCAL_FAL_KEY not in text, where
+            assert "X-Amz-Signature" not in text, where
+    finally:
+        fal.settings = original

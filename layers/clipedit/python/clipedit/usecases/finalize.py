@@ -93,10 +93,6 @@ class FinalizeJob:
         self._settings = settings
 
     @property
-    def provider_name(self) -> str:
-        return next(iter(self._providers))
-
-    @property
     def provider_names(self) -> frozenset[str]:
         return frozenset(self._providers)
 
