@@ -198,3 +198,13 @@ def test_the_stack_default_provider_applies_when_a_job_names_none(monkeypatch):
     assert container.provider.name == "fal" and set(container.providers) == {"kling", "fal"}
     with pytest.raises(Exception, match="DEFAULT_PROVIDER must be one of kling, fal"):
         Settings.from_env(dict(env, DEFAULT_PROVIDER="replicate"))
+
+
+def test_a_batch_row_can_name_its_provider(both):
+    csv = "video_url,prompt,provider\nmedia/a.mp4,Warm @Video1,fal\nmedia/b.mp4,Cool @Video1,\n"
+    both.storage.put("inbox", "batches/mixed.csv", csv.encode(), {})
+    both.upload(key="batches/mixed.csv", body=csv.encode())
+    both.drain()  # expand the chunk through the queue, then submit each row's job
+    jobs = sorted(both.jobs.items.values(), key=lambda j: j.batch_row)
+    assert [(j.provider, j.status) for j in jobs] == [("fal", JobStatus.SUBMITTED), ("kling", JobStatus.SUBMITTED)]
+    assert len(both.fal.requests) == 1 and len(both.kling.requests) == 1
