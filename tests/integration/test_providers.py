@@ -146,6 +146,10 @@ def test_forged_callbacks_are_refused_and_change_nothing(stack, client, provider
         assert fragment in answer.json()["message"], (what, answer.text)
     after = client.job(job_id)
     assert after["status"] == "PROCESSING" and after["status_history"] == before["status_history"]
+    if provider.name == "fal":  # the token was right: the refusal is noted on the record, with its reason
+        assert "missing x-fal-webhook" in after["callback_rejected"]  # the last forgery sent
+    else:
+        assert "callback_rejected" not in after  # wrong tokens write nothing
     assert "Contents" not in client.s3.list_objects_v2(Bucket=stack.info["outputs_bucket"],
                                                        Prefix=f"edited/{provider.name}/forged/")
 

@@ -113,7 +113,9 @@ def test_a_fal_callback_needs_the_token_and_a_valid_signature(both):
     both.verifier.reject_with = "the webhook timestamp is 900 s in the past"
     with pytest.raises(WebhookRejected, match="900 s"):
         both.finalize.on_callback(job.job_id, token, provider="fal", headers={"x": "y"}, body=b"{}")
-    assert both.jobs.get(job.job_id).status == JobStatus.SUBMITTED and both.fal.get_calls == 0
+    refused = both.jobs.get(job.job_id)
+    assert refused.status == JobStatus.SUBMITTED and both.fal.get_calls == 0
+    assert refused.callback_rejected.endswith("the webhook timestamp is 900 s in the past")  # where users look
     with pytest.raises(CallbackRejected):  # the Kling route for a fal job: the same 401 as a bad token
         both.finalize.on_callback(job.job_id, token, provider="kling", body=b"{}")
     both.verifier.reject_with = None

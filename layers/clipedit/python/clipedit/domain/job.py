@@ -79,6 +79,9 @@ class Job:
     # (status_url, response_url, cancel_url); fal asks clients to keep these rather than build them.
     provider_endpoint: str | None = None
     provider_urls: dict[str, str] | None = None
+    # The last signed callback refused although its token was right (time and reason): a fal key
+    # rotation, a wrong fal_user_id or a clock far off shows up here, not only in the logs.
+    callback_rejected: str | None = None
     callback_token_hash: str | None = None
     deadline_at: str | None = None
     submitted_at: str | None = None

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Mapping
 
-from clipedit.domain.errors import ClipeditError, ProviderError, UrlRejected
+from clipedit.domain.errors import ClipeditError, ProviderError, UrlRejected, WebhookRejected
 from clipedit.domain.job import Job, JobStatus
 from clipedit.domain.keys import output_key_for
 from clipedit.ports import (
@@ -113,7 +113,13 @@ class FinalizeJob:
         if verifier is not None:
             # Token and signature both: the token binds the URL to the job, the signature proves
             # the provider sent it. WebhookRejected says which check failed.
-            verifier.verify(headers or {}, body, task_id=job.provider_task_id)
+            try:
+                verifier.verify(headers or {}, body, task_id=job.provider_task_id)
+            except WebhookRejected as rejected:
+                if not job.terminal:  # only token holders get here: safe to note on the record
+                    self._jobs.set_fields(job.job_id, expected=job.status, fields={
+                        "callback_rejected": f"{iso(self._clock.now())} {rejected.message}"})
+                raise
         return self._advance(job, source="callback")
 
     def on_poll(self, job_id: str) -> FinalizeOutcome:
