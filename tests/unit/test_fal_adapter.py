@@ -143,15 +143,19 @@ def test_an_infrastructure_failure_carries_its_error_type():
     assert "Runner disconnected" in task.message
 
 
-def test_a_result_fetch_hiccup_without_an_error_type_is_retried_not_a_failure():
+@pytest.mark.parametrize("answer", [
+    httpx.Response(502, text="Bad Gateway"),
+    httpx.Response(400, json={"detail": "Request is still in progress"}),
+])
+def test_a_result_fetch_hiccup_without_an_error_type_is_retried_not_a_failure(answer):
     def handler(request):
         if request.url.path.endswith("/status"):
             return httpx.Response(200, json={"status": "COMPLETED"})
-        return httpx.Response(502, text="Bad Gateway")
+        return answer
 
     with pytest.raises(ProviderError) as raised:
         provider_with(handler).get_task(REQUEST_ID, urls=URLS)
-    assert raised.value.retryable
+    assert raised.value.retryable and raised.value.code == "FAL_RESULT_UNAVAILABLE"
 
 
 @pytest.mark.parametrize("status, body, retryable, code", [

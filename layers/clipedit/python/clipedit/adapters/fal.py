@@ -249,11 +249,14 @@ class FalProvider:
             return ProviderTask(task_id=task_id, state=TaskState.SUCCEEDED, raw_status="COMPLETED", urls=urls,
                                 video_url=str(video["url"]),
                                 extra={"file_size": video.get("file_size"), "content_type": video.get("content_type")})
-        has_shape = header_type or (isinstance(data, dict) and data.get("detail") is not None)
-        if not has_shape and (response.status_code >= 500 or response.status_code == 429):
-            # No error of the request: fetching the result hiccuped. The next check tries again.
+        # A failed request says so in fal's shapes: an error type (header or body) or a 422 detail
+        # list. Anything else (a 5xx page, "still in progress" just after COMPLETED) is our fetch
+        # hiccuping, not the request failing: the next check tries again.
+        has_shape = header_type or (isinstance(data, dict) and (
+            data.get("error_type") or isinstance(data.get("detail"), list)))
+        if not has_shape:
             raise ProviderError(f"fetching fal's result answered HTTP {response.status_code}", retryable=True,
-                                http_status=response.status_code, code="FAL_SERVER_ERROR")
+                                http_status=response.status_code, code="FAL_RESULT_UNAVAILABLE")
         failure, words = classify(response.status_code, data, header_type)
         return self._failed(task_id, "COMPLETED", failure, words)
 
