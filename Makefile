@@ -50,7 +50,7 @@ local: $(STAMP)
 	$(PY) -m local.stack
 
 demo: $(STAMP)
-	$(PY) -m local.demo $(if $(CLIP),--clip "$(CLIP)") $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(MODE),--mode "$(MODE)") $(if $(SPEC),--spec "$(SPEC)")
+	$(PY) -m local.demo $(if $(CLIP),--clip "$(CLIP)") $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(MODE),--mode "$(MODE)") $(if $(SPEC),--spec "$(SPEC)") $(if $(PROVIDER),--provider "$(PROVIDER)")
 
 # Benchmarks print measured figures (ratios against same-run baselines); never part of make test.
 bench: $(STAMP)

@@ -16,7 +16,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from clipedit.adapters.dynamo_jobs import python_value
 from clipedit.domain.keys import job_id_for
 
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED"}
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "CANCELLED"}
 _deserializer = TypeDeserializer()
 
 

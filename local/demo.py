@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt", default=DEFAULT_PROMPT)
     parser.add_argument("--mode", choices=["std", "pro"], default="std")
     parser.add_argument("--keep-audio", choices=["true", "false"], default="true")
+    parser.add_argument("--provider", choices=["kling", "fal"], default=os.environ.get("PROVIDER") or "kling",
+                        help="the stack's default provider for the demo's jobs (Kling's API or fal's queue API, "
+                        "both emulated locally)")
     parser.add_argument("--spec", type=Path, help="a JSON manifest to run instead of metadata; local file paths in "
                         "its *_url fields are uploaded to the inbox first (see examples/specs/)")
     parser.add_argument("--out", type=Path, default=ROOT / "demo-output")
@@ -35,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     # Handler logs are JSON lines on stdout; keep the demo readable unless asked otherwise.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", os.environ.get("LOG_LEVEL", "WARNING"))
     os.environ.setdefault("CLIPEDIT_EMULATOR_PROCESSING_SECONDS", "3")
+    os.environ["CLIPEDIT_DEFAULT_PROVIDER"] = args.provider  # the DefaultProvider stack parameter
 
     from local.client import LocalClient
     from local.media import make_sample_clip, probe
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     started = time.monotonic()
-    say("starting the local stack (moto, Kling emulator, callback gateway)...")
+    say(f"starting the local stack (moto, Kling and fal emulators, callback gateway); provider: {args.provider}...")
     with LocalStack() as stack:
         client = LocalClient(stack.info)
 

@@ -6,7 +6,9 @@
 - the real handlers run in this process (see ``local.runtime``);
 - ``local.sqs_dispatch`` plays Lambda's SQS event source mapping, ``local.gateway`` plays the HTTP
   API for provider callbacks;
-- ``local.kling_emulator`` plays Kling's API and renders a real edited video.
+- ``local.kling_emulator`` plays Kling's API and renders a real edited video; ``local.fal_emulator``
+  plays fal's queue API (same edit), with signed webhooks and a local JWKS. Both run, so each job
+  may name either provider.
 
 Start it with ``make local`` (or ``python -m local.stack``); it writes ``.clipedit/local.json`` so
 any boto3 client (fake credentials) can upload clips and read results.
@@ -31,6 +33,8 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 LOCAL_ACCESS_KEY = "local-access-key-0123456789abcdef"
 LOCAL_SECRET_KEY = "local-secret-key-0123456789abcdef0123"
+LOCAL_FAL_KEY = "local-fal-key-id:local-fal-key-secret-0123456789abcdef"
+LOCAL_FAL_USER_ID = "local-fal-user"
 
 
 def _env_float(name: str, default: float, environ: dict[str, str]) -> float:
@@ -51,6 +55,7 @@ class LocalOptions:
     job_deadline_seconds: int = 600
     visibility_timeout_seconds: int = 30
     submit_max_concurrency: int | None = None
+    default_provider: str = "kling"
     emulator_overrides: dict[str, str] = field(default_factory=dict)
     # Template parameters to override (e.g. ProviderConcurrencyLimit) and extra function
     # environment (e.g. FINALIZE_LEASE_SECONDS, RETRY_BASE_SECONDS) for fault and load runs.
@@ -67,6 +72,7 @@ class LocalOptions:
             job_deadline_seconds=int(_env_float("CLIPEDIT_JOB_DEADLINE_SECONDS", 600, env)),
             visibility_timeout_seconds=int(_env_float("CLIPEDIT_LOCAL_VISIBILITY_TIMEOUT_SECONDS", 30, env)),
             finalize_crash_rate=_env_float("CLIPEDIT_LOCAL_FINALIZE_CRASH_RATE", 0.0, env),
+            default_provider=env.get("CLIPEDIT_DEFAULT_PROVIDER", "").strip() or "kling",
         )
         if not 0.0 <= options.finalize_crash_rate <= 1.0:
             raise ValueError(f"CLIPEDIT_LOCAL_FINALIZE_CRASH_RATE must be between 0 and 1, got {options.finalize_crash_rate}")
@@ -183,6 +189,12 @@ class LocalStack:
         self.emulator.start()
         self._stoppers.append(self.emulator.stop)
         self.info["provider_url"] = self.emulator.base_url
+        from local.fal_emulator import FalEmulator
+
+        self.fal_emulator = FalEmulator(LOCAL_FAL_KEY, LOCAL_FAL_USER_ID, EmulatorSettings.from_env(environ))
+        self.fal_emulator.start()
+        self._stoppers.append(self.fal_emulator.stop)
+        self.info.update(fal_url=self.fal_emulator.base_url, fal_jwks_url=self.fal_emulator.jwks_url)
 
     def _start_runtime(self) -> None:
         from local.gateway import CallbackGateway
@@ -218,6 +230,9 @@ class LocalStack:
         params = parameter_defaults(self.template)
         params.update(
             KlingApiBaseUrl=self.info["provider_url"],
+            FalQueueBaseUrl=self.info["fal_url"],
+            FalJwksUrl=self.info["fal_jwks_url"],
+            DefaultProvider=self.options.default_provider,
             PollIntervalSeconds=str(self.options.poll_interval_seconds),
             JobDeadlineSeconds=str(self.options.job_deadline_seconds),
         )
@@ -294,7 +309,8 @@ class LocalStack:
 
         secret_arn = self.client("secretsmanager").create_secret(
             Name=f"{prefix}/provider",
-            SecretString=json.dumps({"access_key": LOCAL_ACCESS_KEY, "secret_key": LOCAL_SECRET_KEY}),
+            SecretString=json.dumps({"access_key": LOCAL_ACCESS_KEY, "secret_key": LOCAL_SECRET_KEY,
+                                     "fal_key": LOCAL_FAL_KEY, "fal_user_id": LOCAL_FAL_USER_ID}),
         )["ARN"]
         role_arn = self.client("iam").create_role(
             RoleName=f"{prefix}-lambda",
@@ -355,6 +371,7 @@ class LocalStack:
             provider_secret_arn=secret_arn, incoming_prefix=params["IncomingPrefix"], output_prefix=params["OutputPrefix"],
             submit_function=self.submit_function, finalize_function=self.finalize_function,
             poll_interval_seconds=self.options.poll_interval_seconds, submit_max_concurrency=int(params["SubmitMaxConcurrency"]),
+            default_provider=self.options.default_provider,
         )
 
     def _stop_executions(self) -> None:

@@ -222,7 +222,7 @@ class FakeProvider:
             raise ProviderError("Kling did not answer in time", kind=ErrorKind.TRANSIENT, code="PROVIDER_TIMEOUT")
         return task
 
-    def get_task(self, task_id: str) -> ProviderTask:
+    def get_task(self, task_id: str, *, urls: Mapping[str, str] | None = None) -> ProviderTask:
         self.get_calls += 1
         return self.tasks[task_id]
 

@@ -1,13 +1,15 @@
 """Finalize function, two doors into one use case:
 
 - the provider's callback through the HTTP API (``POST /callbacks/{provider}/{job_id}?token=...``):
-  the token is checked, the body is ignored beyond size (the task is re-fetched from the provider);
+  the token is checked, and for fal the webhook's Ed25519 signature over the raw body; the body is
+  otherwise ignored (the task is re-fetched from the provider);
 - the Step Functions poller (``{"job_id": ..., "source": "poller"[, "action": "expire"]}``), which
   loops until the answer says ``terminal``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from clipedit.config import Settings
+from clipedit.domain.errors import WebhookRejected
 from clipedit.usecases.finalize import CallbackRejected, JobNotFound
 from clipedit.wiring import Container
 
@@ -37,14 +40,23 @@ def handle_callback(event: dict[str, Any]) -> dict[str, Any]:
     logger.set_correlation_id(job_id)
     if len(event.get("body") or "") > MAX_CALLBACK_BODY_BYTES:
         return _response(413, {"message": "callback body too large"})
-    if provider != container.finalize_job.provider_name:
+    if provider not in container.finalize_job.provider_names:
         return _response(404, {"message": "unknown provider"})
+    raw = event.get("body") or ""
+    # Signatures cover the exact bytes sent: decode, never re-serialise.
+    body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
     try:
-        outcome = container.finalize_job.on_callback(job_id, token)
+        outcome = container.finalize_job.on_callback(job_id, token, provider=provider,
+                                                     headers=event.get("headers") or {}, body=body)
     except CallbackRejected:
         # Same answer for a wrong token and an unknown job: ids cannot be probed.
         logger.warning("callback rejected", extra={"job_id": job_id})
         return _response(401, {"message": "invalid callback token"})
+    except WebhookRejected as rejected:
+        # The token was right, so the caller knows the job: say exactly which check failed.
+        logger.warning("webhook signature rejected", extra={"job_id": job_id, "provider": provider,
+                                                            "reason": rejected.message})
+        return _response(401, {"message": f"webhook rejected: {rejected.message}"})
     logger.info("callback handled", extra=outcome.as_dict())
     return _response(200, outcome.as_dict())
 

@@ -31,13 +31,14 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_fetch_policies_default_to_kling_cdn_results_and_any_public_reference():
-    from clipedit.domain.url_policy import KLING_RESULT_HOSTS, UrlPolicy
+    from clipedit.domain.url_policy import KLING_RESULT_HOSTS, RESULT_HOSTS, UrlPolicy
 
     s = Settings.from_env(BASE)
-    assert s.result_host_allowlist == KLING_RESULT_HOSTS and "*.klingai.com" in s.result_host_allowlist
+    assert s.result_host_allowlist == RESULT_HOSTS and "*.klingai.com" in s.result_host_allowlist
+    assert set(KLING_RESULT_HOSTS) < set(RESULT_HOSTS) and "*.fal.media" in RESULT_HOSTS
     assert s.reference_host_allowlist == ()
     assert (s.allow_http_fetch, s.allow_private_network_fetch) == (False, False)
-    assert s.result_url_policy == UrlPolicy(KLING_RESULT_HOSTS)
+    assert s.result_url_policy == UrlPolicy(RESULT_HOSTS)
     assert s.reference_url_policy == UrlPolicy()
     # The template passes "" for a cleared parameter: results still only come from the default list.
     assert Settings.from_env(dict(BASE, RESULT_HOST_ALLOWLIST="", REFERENCE_HOST_ALLOWLIST="")) == s

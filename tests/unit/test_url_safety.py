@@ -22,7 +22,7 @@ from clipedit.config import Settings
 from clipedit.domain.errors import MediaRejected, ProviderError, UrlRejected
 from clipedit.domain.job import JobStatus
 from clipedit.domain.manifest import MediaRef
-from clipedit.domain.url_policy import KLING_RESULT_HOSTS, UrlPolicy
+from clipedit.domain.url_policy import KLING_RESULT_HOSTS, RESULT_HOSTS, UrlPolicy
 from clipedit.ports import TaskState
 
 # A public address that only exists in the fake network below: nothing ever leaves the machine.
@@ -411,7 +411,7 @@ def test_wiring_guards_the_result_fetcher_and_the_inspector():
     container = Container(Settings.from_env(BASE_ENV))
     client = container.fetcher._client
     assert isinstance(client, SafeClient) and not client.follow_redirects
-    assert client.policy == UrlPolicy(KLING_RESULT_HOSTS)
+    assert client.policy == UrlPolicy(RESULT_HOSTS)  # Kling's and fal's CDNs
     local = Container(Settings.from_env(dict(BASE_ENV, RESULT_HOST_ALLOWLIST="127.0.0.1", ALLOW_HTTP_FETCH="true",
                                              ALLOW_PRIVATE_NETWORK_FETCH="true")))
     assert local.fetcher._client.policy == UrlPolicy(("127.0.0.1",), allow_http=True, allow_private=True)

@@ -12,8 +12,12 @@ from urllib.parse import urlparse
 
 from clipedit.domain.backpressure import BackpressureSettings
 from clipedit.domain.errors import ConfigError
-from clipedit.domain.spec import Mode, Model
-from clipedit.domain.url_policy import KLING_RESULT_HOSTS, UrlPolicy
+from clipedit.domain.spec import Mode, Model, Provider
+from clipedit.domain.url_policy import RESULT_HOSTS, UrlPolicy
+
+FAL_QUEUE_BASE_URL = "https://queue.fal.run"
+# fal's webhook keys. Most clients use rest.alpha.fal.ai; a few rest.fal.ai (provider-apis.md 2.5).
+FAL_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,9 @@ class Settings:
     event_bus_name: str
     provider_secret_id: str
     kling_api_base_url: str
+    default_provider: Provider = Provider.KLING  # for jobs that do not name one
+    fal_queue_base_url: str = FAL_QUEUE_BASE_URL
+    fal_jwks_url: str = FAL_JWKS_URL
     incoming_prefix: str = "incoming/"
     output_prefix: str = "edited/"
     default_model: Model = Model.O3
@@ -41,7 +48,7 @@ class Settings:
     callback_base_url: str | None = None  # submit only
     secret_max_age_seconds: int = 300
     # Outbound fetches of URLs we did not build (SSRF guard, see clipedit.domain.url_policy):
-    result_host_allowlist: tuple[str, ...] = KLING_RESULT_HOSTS  # provider result videos
+    result_host_allowlist: tuple[str, ...] = RESULT_HOSTS  # provider result videos (Kling's and fal's CDNs)
     reference_host_allowlist: tuple[str, ...] = ()  # users' https references; empty = any public host
     allow_http_fetch: bool = False  # result URLs over plain http (the local emulator only)
     allow_private_network_fetch: bool = False  # result URLs on loopback/private addresses (local only)
@@ -157,6 +164,9 @@ class Settings:
             event_bus_name=required("EVENT_BUS_NAME"),
             provider_secret_id=required("PROVIDER_SECRET_ID"),
             kling_api_base_url=url("KLING_API_BASE_URL", "https://api-singapore.klingai.com") or "",
+            default_provider=choice("DEFAULT_PROVIDER", Provider, Provider.KLING),  # type: ignore[arg-type]
+            fal_queue_base_url=url("FAL_QUEUE_BASE_URL", FAL_QUEUE_BASE_URL) or "",
+            fal_jwks_url=url("FAL_JWKS_URL", FAL_JWKS_URL) or "",
             incoming_prefix=prefix("INCOMING_PREFIX", "incoming/"),
             output_prefix=prefix("OUTPUT_PREFIX", "edited/"),
             default_model=choice("DEFAULT_MODEL", Model, Model.O3),  # type: ignore[arg-type]
@@ -175,7 +185,7 @@ class Settings:
             secret_max_age_seconds=integer("SECRET_MAX_AGE_SECONDS", 300, 0, 86400),
             # Empty means the default list (the template passes "" when the parameter is cleared):
             # results are never fetched from "any host".
-            result_host_allowlist=hosts("RESULT_HOST_ALLOWLIST", KLING_RESULT_HOSTS),
+            result_host_allowlist=hosts("RESULT_HOST_ALLOWLIST", RESULT_HOSTS),
             reference_host_allowlist=hosts("REFERENCE_HOST_ALLOWLIST", ()),
             allow_http_fetch=boolean("ALLOW_HTTP_FETCH", False),
             allow_private_network_fetch=boolean("ALLOW_PRIVATE_NETWORK_FETCH", False),

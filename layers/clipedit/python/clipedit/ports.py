@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Iterable, Iterator, Mapping, Protocol
+from typing import Any, Iterable, Iterator, Mapping, Protocol, runtime_checkable
 
 from clipedit.domain.backpressure import BreakerState
 from clipedit.domain.job import Job, JobStatus, ObjectRef
@@ -142,7 +142,14 @@ class EditRequest:
     keep_audio: bool
     callback_url: str | None = None
     image_urls: tuple[str, ...] = ()
-    element_ids: tuple[str, ...] = ()
+    element_ids: tuple[str, ...] = ()  # from the provider's element library (Kling direct)
+    elements: tuple[InlineElement, ...] = ()  # sent inline (fal), when the provider takes them
+
+
+@dataclass(frozen=True)
+class InlineElement:
+    frontal_image_url: str
+    reference_image_urls: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,9 @@ class ProviderTask:
     units: str | None = None
     raw_status: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    error_code: str | None = None  # a failed task's specific code (e.g. FAL_VALIDATION_ERROR), when known
+    endpoint: str | None = None  # the provider endpoint the task runs on (fal's endpoint id)
+    urls: dict[str, str] = field(default_factory=dict)  # fal: status_url, response_url, cancel_url
 
 
 @dataclass(frozen=True)
@@ -175,7 +185,8 @@ class EditProvider(Protocol):
     def submit(self, request: EditRequest) -> ProviderTask:
         """Create the task. Raises ProviderError (with ``retryable``) when refused."""
 
-    def get_task(self, task_id: str) -> ProviderTask: ...
+    def get_task(self, task_id: str, *, urls: Mapping[str, str] | None = None) -> ProviderTask:
+        """The task's current state; ``urls`` are the ones its submit answer gave (fal), if any."""
 
     def find_by_external_id(self, external_id: str) -> ProviderTask | None:
         """The task created earlier with this external id, if any (idempotent resubmission)."""
@@ -210,6 +221,24 @@ class ProviderGuard(Protocol):
 
     def reset_breaker(self, provider: str) -> None:
         """A success: close the breaker and forget the streak."""
+
+
+@runtime_checkable
+class CancellableProvider(Protocol):
+    """An optional capability: providers whose API can cancel a task (fal; Kling's cannot)."""
+
+    name: str
+
+    def cancel(self, task_id: str, *, urls: Mapping[str, str] | None = None) -> str:
+        """Ask the provider to cancel; returns ``cancelled`` (it will not run or bill further),
+        ``completed`` (too late: it already finished) or ``unknown`` (the provider has no such task)."""
+
+
+class CallbackVerifier(Protocol):
+    """Checks that a callback really comes from the provider (fal signs its webhooks)."""
+
+    def verify(self, headers: Mapping[str, str], body: bytes, *, task_id: str | None) -> None:
+        """Return if authentic; raise WebhookRejected (domain.errors) with the specific reason."""
 
 
 # --- workflow, events, clock, tokens ----------------------------------------------------------

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import time
 from functools import cached_property
-from typing import Any
+from typing import Any, Mapping
 
 from clipedit.config import Settings
 from clipedit.domain.errors import ConfigError
 from clipedit.domain.spec import SpecDefaults
+from clipedit.usecases.cancel import CancelJob
 from clipedit.usecases.common import StatusRecorder, iso
 from clipedit.usecases.dispatch import IntakeDispatcher
 from clipedit.usecases.finalize import FinalizeJob, FinalizeSettings
@@ -91,14 +92,42 @@ class Container:
         return value
 
     @cached_property
-    def provider(self):  # type: ignore[no-untyped-def]
-        import httpx
+    def _api_client(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.provider_http import api_client
 
+        return api_client()  # shared by the provider adapters: one connection pool, one SSL context
+
+    @cached_property
+    def kling(self):  # type: ignore[no-untyped-def]
         from clipedit.adapters.kling import KlingCredentials, KlingProvider, KlingTokenSource
 
         tokens = KlingTokenSource(lambda: KlingCredentials.from_secret(self._provider_secret()))
-        client = httpx.Client(timeout=httpx.Timeout(**API_TIMEOUT))
-        return KlingProvider(self.settings.kling_api_base_url, tokens, client)
+        return KlingProvider(self.settings.kling_api_base_url, tokens, self._api_client)
+
+    @cached_property
+    def fal(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.fal import FalCredentials, FalProvider
+
+        return FalProvider(lambda: FalCredentials.from_secret(self._provider_secret()), self._api_client,
+                           self.settings.fal_queue_base_url)
+
+    @cached_property
+    def fal_webhooks(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.fal import FalCredentials
+        from clipedit.adapters.fal_webhooks import FalJwks, FalWebhookVerifier
+
+        return FalWebhookVerifier(FalJwks(self.settings.fal_jwks_url, self._api_client),
+                                  lambda: FalCredentials.from_secret(self._provider_secret()).user_id)
+
+    @property
+    def providers(self) -> "ProviderRegistry":
+        """The adapters by name; each job names its own (``provider`` on the job)."""
+        return ProviderRegistry({"kling": lambda: self.kling, "fal": lambda: self.fal})
+
+    @property
+    def provider(self):  # type: ignore[no-untyped-def]
+        """The default provider's adapter (jobs that do not name one)."""
+        return self.providers[self.settings.default_provider.value]
 
     @cached_property
     def fetcher(self):  # type: ignore[no-untyped-def]
@@ -160,7 +189,7 @@ class Container:
     def reconcile(self):  # type: ignore[no-untyped-def]
         from clipedit.usecases.reconcile import Reconcile
 
-        return Reconcile(jobs=self.jobs, provider=self.provider, guard=self.guard, finalize=self.finalize_job,
+        return Reconcile(jobs=self.jobs, providers=self.providers, guard=self.guard, finalize=self.finalize_job,
                          queue=self.queue, clock=SystemClock())
 
     @cached_property
@@ -189,9 +218,9 @@ class Container:
                 inbox_bucket=s.inbox_bucket, incoming_prefix=s.incoming_prefix, jobs_prefix=s.jobs_prefix,
                 batches_prefix=s.batches_prefix, presets_prefix=s.presets_prefix, output_prefix=s.output_prefix,
                 default_preset=s.default_preset, allowed_buckets=s.allowed_input_buckets,
-                defaults=SpecDefaults(mode=s.default_mode, model=s.default_model),
+                defaults=SpecDefaults(mode=s.default_mode, model=s.default_model, provider=s.default_provider),
             ),
-            provider_name=self.provider.name,
+            provider_name=s.default_provider.value,
             recorder=self.recorder,
         )
 
@@ -202,7 +231,7 @@ class Container:
             jobs=self.jobs,
             storage=self.storage,
             inspector=self.inspector,
-            provider=self.provider,
+            providers=self.providers,
             elements=self.element_cache,
             workflow=self.workflow,
             recorder=self.recorder,
@@ -227,7 +256,8 @@ class Container:
         return FinalizeJob(
             jobs=self.jobs,
             storage=self.storage,
-            provider=self.provider,
+            providers=self.providers,
+            verifiers=ProviderRegistry({"fal": lambda: self.fal_webhooks}),
             fetcher=self.fetcher,
             recorder=self.recorder,
             clock=SystemClock(),
@@ -238,3 +268,26 @@ class Container:
                 lease_seconds=s.finalize_lease_seconds,
             ),
         )
+
+    @cached_property
+    def cancel_job(self) -> CancelJob:
+        return CancelJob(jobs=self.jobs, providers=self.providers, recorder=self.recorder, clock=SystemClock())
+
+
+class ProviderRegistry(Mapping[str, Any]):
+    """Name -> adapter, each built on first use (a Kling-only stack never builds the fal client)."""
+
+    def __init__(self, factories: dict[str, Any]) -> None:
+        self._factories = factories
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            self._built[name] = self._factories[name]()  # KeyError for an unknown name, as a dict
+        return self._built[name]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._factories)
+
+    def __len__(self) -> int:
+        return len(self._factories)

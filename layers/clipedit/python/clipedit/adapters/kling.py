@@ -102,7 +102,7 @@ class KlingProvider:
         data = self._call("POST", "/v1/videos/omni-video", json=body)
         return self._task(data)
 
-    def get_task(self, task_id: str) -> ProviderTask:
+    def get_task(self, task_id: str, *, urls: Any = None) -> ProviderTask:  # urls: fal's; Kling needs the id only
         return self._task(self._call("GET", f"/v1/videos/omni-video/{task_id}"))
 
     def find_by_external_id(self, external_id: str) -> ProviderTask | None:

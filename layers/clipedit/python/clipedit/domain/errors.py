@@ -84,3 +84,10 @@ class UrlRejected(ClipeditError):
     Deterministic, so never retried; the message names the host, never the query string."""
 
     code = "URL_REJECTED"
+
+
+class WebhookRejected(ClipeditError):
+    """A provider webhook failed its authenticity checks (signature, timestamp, sender); the
+    message says which, so a deployer can tell a forgery from a misconfiguration."""
+
+    code = "WEBHOOK_REJECTED"

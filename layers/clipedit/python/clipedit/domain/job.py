@@ -16,6 +16,7 @@ class JobStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"  # the edited clip is in the outputs bucket
     FAILED = "FAILED"  # the provider failed the task or refused it for good
     TIMED_OUT = "TIMED_OUT"  # no result before the job's deadline
+    CANCELLED = "CANCELLED"  # cancelled on request (and at the provider, when it had the task)
 
     @property
     def terminal(self) -> bool:
@@ -23,7 +24,7 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset(
-    {JobStatus.REJECTED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT}
+    {JobStatus.REJECTED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED}
 )
 
 # Forward-only lifecycle. Every write names the statuses it may start from, so a stale or duplicate
@@ -31,11 +32,15 @@ TERMINAL_STATUSES = frozenset(
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.RECEIVED: frozenset({JobStatus.QUEUED, JobStatus.REJECTED, JobStatus.FAILED}),
     # QUEUED -> TIMED_OUT: the provider stayed busy or unavailable past the queue wait limit.
-    JobStatus.QUEUED: frozenset({JobStatus.SUBMITTED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.TIMED_OUT}),
-    JobStatus.SUBMITTED: frozenset(
-        {JobStatus.PROCESSING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT}
+    JobStatus.QUEUED: frozenset(
+        {JobStatus.SUBMITTED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.TIMED_OUT, JobStatus.CANCELLED}
     ),
-    JobStatus.PROCESSING: frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT}),
+    JobStatus.SUBMITTED: frozenset(
+        {JobStatus.PROCESSING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED}
+    ),
+    JobStatus.PROCESSING: frozenset(
+        {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED}
+    ),
 }
 
 
@@ -73,6 +78,13 @@ class Job:
     prompt: str | None = None
     keep_audio: bool | None = None
     provider_task_id: str | None = None
+    # fal: the endpoint id the request went to and the queue URLs its submit answer gave
+    # (status_url, response_url, cancel_url); fal asks clients to keep these rather than build them.
+    provider_endpoint: str | None = None
+    provider_urls: dict[str, str] | None = None
+    # The last signed callback refused although its token was right (time and reason): a fal key
+    # rotation, a wrong fal_user_id or a clock far off shows up here, not only in the logs.
+    callback_rejected: str | None = None
     callback_token_hash: str | None = None
     deadline_at: str | None = None
     submitted_at: str | None = None

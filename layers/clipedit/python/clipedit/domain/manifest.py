@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from clipedit.domain.errors import SpecError
 from clipedit.domain.prompt import check_references
-from clipedit.domain.spec import MAX_PROMPT_CHARS, Mode, Model, SpecDefaults
+from clipedit.domain.spec import MAX_PROMPT_CHARS, Mode, Model, Provider, SpecDefaults
 
 MAX_REFERENCES = 4  # images + elements, with a reference video (Kling and fal agree)
 MAX_ELEMENT_REFERENCES = 3
@@ -32,7 +32,7 @@ VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 
 SPEC_FIELDS = frozenset(
-    {"video_url", "prompt", "image_urls", "elements", "mode", "keep_audio", "model", "preset",
+    {"video_url", "prompt", "image_urls", "elements", "mode", "keep_audio", "model", "provider", "preset",
      "output_key", "tags", "variants"}
 )
 VARIANT_FIELDS = SPEC_FIELDS - {"preset", "variants"} | {"name"}
@@ -123,6 +123,7 @@ class ResolvedSpec:
     model: Model
     keep_audio: bool
     video: MediaRef | None
+    provider: Provider = Provider.KLING
     images: tuple[MediaRef, ...] = ()
     elements: tuple[ElementSpec, ...] = ()
     output_key_template: str | None = None
@@ -180,7 +181,7 @@ def _layer(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
         label = f"{where}.{name}"
         if name in ("prompt", "output_key", "preset", "video_url", "name"):
             out[name] = _expect(value, (str,), label, "a string")
-        elif name in ("mode", "model"):
+        elif name in ("mode", "model", "provider"):
             out[name] = _expect(value, (str,), label, "a string").strip().lower()
         elif name == "keep_audio":
             out[name] = _expect(value, (bool,), label, "true or false")
@@ -303,6 +304,11 @@ def resolve(
         model = Model(layer.get("model") or defaults.model.value)
     except ValueError:
         raise SpecError(f"model must be o3 or o1, got {layer.get('model')!r}", code="INVALID_MODEL") from None
+    try:
+        provider = Provider(layer.get("provider") or defaults.provider.value)
+    except ValueError:
+        raise SpecError(f"provider must be kling or fal, got {layer.get('provider')!r}",
+                        code="INVALID_PROVIDER") from None
     images = tuple(
         parse_media_ref(url, field_name=f"image_urls[{i}]", inbox_bucket=inbox_bucket, allowed_buckets=allowed_buckets)
         for i, url in enumerate(layer.get("image_urls") or [])
@@ -335,6 +341,7 @@ def resolve(
         model=model,
         keep_audio=layer.get("keep_audio", True),
         video=video,
+        provider=provider,
         images=images,
         elements=elements,
         output_key_template=layer.get("output_key"),

@@ -72,6 +72,70 @@ TRANSPORT_ERRORS: dict[str, ErrorRule] = {
 }
 
 
+@dataclass(frozen=True)
+class FalRule:
+    kind: ErrorKind
+    code: str  # the job's error_code
+    reason: str  # what the user is told (fal's own detail is appended)
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind.retryable
+
+
+# fal's failure shapes -> retryable or deterministic, with what the user reads. ONE table:
+# - request (infrastructure) error types, body {"detail": str, "error_type": ...} and the
+#   X-Fal-Error-Type header (fal docs "Request Error Types"); fal has already retried these up to
+#   10 times on new runners, and does not bill 5xx;
+# - model validation error types, the ``type`` of each entry of a 422 {"detail": [...]} (fal docs
+#   "Model API errors"): the input is wrong, sending it again cannot succeed;
+# - HTTP statuses without an error type (submit, status, cancel calls).
+FAL_ERRORS: dict[str, FalFailure] = {
+    # request error types
+    "request_timeout": FalRule(ErrorKind.TRANSIENT, "FAL_REQUEST_TIMEOUT", "fal stopped the request: it ran past its time limit"),
+    "startup_timeout": FalRule(ErrorKind.TRANSIENT, "FAL_STARTUP_TIMEOUT", "no fal runner started in time"),
+    "runner_scheduling_failure": FalRule(ErrorKind.TRANSIENT, "FAL_NO_RUNNER", "fal could not allocate a runner"),
+    "runner_connection_timeout": FalRule(ErrorKind.TRANSIENT, "FAL_RUNNER_ERROR", "fal lost the connection to its runner"),
+    "runner_disconnected": FalRule(ErrorKind.TRANSIENT, "FAL_RUNNER_ERROR", "fal's runner disconnected while editing"),
+    "runner_connection_refused": FalRule(ErrorKind.TRANSIENT, "FAL_RUNNER_ERROR", "fal's runner refused the connection"),
+    "runner_connection_error": FalRule(ErrorKind.TRANSIENT, "FAL_RUNNER_ERROR", "fal could not talk to its runner"),
+    "runner_incomplete_response": FalRule(ErrorKind.TRANSIENT, "FAL_RUNNER_ERROR", "fal's runner gave an incomplete answer"),
+    "runner_server_error": FalRule(ErrorKind.TRANSIENT, "FAL_RUNNER_ERROR", "fal's runner failed with a server error"),
+    "internal_error": FalRule(ErrorKind.TRANSIENT, "FAL_INTERNAL_ERROR", "fal failed internally"),
+    "client_cancelled": FalRule(ErrorKind.REJECTED, "FAL_CANCELLED", "the request was cancelled at fal"),
+    "client_disconnected": FalRule(ErrorKind.TRANSIENT, "FAL_RUNNER_ERROR", "fal dropped the request"),
+    "bad_request": FalRule(ErrorKind.REJECTED, "FAL_BAD_REQUEST", "fal refused the request as malformed"),
+    # model validation error types (422 detail[].type)
+    "content_policy_violation": FalRule(ErrorKind.REJECTED, "FAL_CONTENT_POLICY",
+                                           "the prompt or media was refused by the content policy"),
+    "file_download_error": FalRule(ErrorKind.REJECTED, "FAL_INPUT_UNREADABLE",
+                                      "fal could not download an input (fetch within 30 s, public URL)"),
+    "image_load_error": FalRule(ErrorKind.REJECTED, "FAL_INPUT_UNREADABLE", "fal could not read a reference image"),
+    "image_too_small": FalRule(ErrorKind.REJECTED, "FAL_INPUT_REJECTED", "a reference image is too small"),
+    "image_too_large": FalRule(ErrorKind.REJECTED, "FAL_INPUT_REJECTED", "a reference image is too large"),
+    "file_too_large": FalRule(ErrorKind.REJECTED, "FAL_INPUT_REJECTED", "an input file is too large"),
+    "unsupported_video_format": FalRule(ErrorKind.REJECTED, "FAL_INPUT_REJECTED", "the clip's format is not supported"),
+    "unsupported_image_format": FalRule(ErrorKind.REJECTED, "FAL_INPUT_REJECTED", "a reference image's format is not supported"),
+    "video_duration_too_long": FalRule(ErrorKind.REJECTED, "FAL_INPUT_REJECTED", "the clip is too long (3-10 s)"),
+    "video_duration_too_short": FalRule(ErrorKind.REJECTED, "FAL_INPUT_REJECTED", "the clip is too short (3-10 s)"),
+    "generation_timeout": FalRule(ErrorKind.TRANSIENT, "FAL_GENERATION_TIMEOUT", "the edit took too long at fal"),
+    "downstream_service_error": FalRule(ErrorKind.TRANSIENT, "FAL_DOWNSTREAM_ERROR", "fal's upstream model service failed"),
+    "downstream_service_unavailable": FalRule(ErrorKind.TRANSIENT, "FAL_DOWNSTREAM_ERROR",
+                                                 "fal's upstream model service is unavailable"),
+    "internal_server_error": FalRule(ErrorKind.TRANSIENT, "FAL_INTERNAL_ERROR", "fal's model failed internally"),
+}
+FAL_VALIDATION_FAILURE = FalRule(ErrorKind.REJECTED, "FAL_VALIDATION_ERROR", "fal refused the input")  # other 422 types
+FAL_HTTP_FAILURES: dict[int, FalFailure] = {
+    400: FalRule(ErrorKind.REJECTED, "FAL_BAD_REQUEST", "fal refused the request as malformed"),
+    401: FalRule(ErrorKind.ACCOUNT, "FAL_AUTH", "fal refused the key: check fal_key in the provider secret"),
+    403: FalRule(ErrorKind.ACCOUNT, "FAL_FORBIDDEN", "fal refused access: check the key's scope and the account's balance"),
+    404: FalRule(ErrorKind.REJECTED, "FAL_NOT_FOUND", "fal does not know this endpoint or request"),
+    422: FAL_VALIDATION_FAILURE,
+    429: FalRule(ErrorKind.THROTTLED, "FAL_RATE_LIMITED", "fal asked us to slow down"),
+}
+FAL_SERVER_FAILURE = FalRule(ErrorKind.TRANSIENT, "FAL_SERVER_ERROR", "fal answered with a server error")
+
+
 def kling_rule(code: int) -> ErrorRule:
     rule = KLING_ERRORS.get(code)
     if rule is not None:

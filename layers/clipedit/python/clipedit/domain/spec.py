@@ -22,6 +22,11 @@ class Model(StrEnum):
     O1 = "o1"  # Kling O1
 
 
+class Provider(StrEnum):
+    KLING = "kling"  # Kling's own API (api-singapore.klingai.com)
+    FAL = "fal"  # fal.ai's hosted Kling O3/O1 edit (queue.fal.run)
+
+
 class Mode(StrEnum):
     STD = "std"  # cheaper, faster drafts (720p)
     PRO = "pro"  # final quality (1080p)
@@ -39,12 +44,13 @@ class EditSpec:
 class SpecDefaults:
     mode: Mode = Mode.PRO
     model: Model = Model.O3
+    provider: Provider = Provider.KLING
 
 
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 # Metadata keys we understand, normalised to lower case without the x-amz-meta- prefix.
-KNOWN_METADATA = frozenset({"prompt", "mode", "keep-audio", "keep_audio", "model"})
+KNOWN_METADATA = frozenset({"prompt", "mode", "keep-audio", "keep_audio", "model", "provider"})
 
 
 def _decode_header_value(value: str) -> str:

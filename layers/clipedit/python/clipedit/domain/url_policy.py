@@ -28,6 +28,8 @@ from clipedit.domain.errors import UrlRejected
 
 __all__ = [
     "KLING_RESULT_HOSTS",
+    "FAL_RESULT_HOSTS",
+    "RESULT_HOSTS",
     "UrlPolicy",
     "URL_SCHEME_NOT_ALLOWED",
     "URL_HOST_NOT_ALLOWED",
@@ -69,6 +71,9 @@ KLING_RESULT_HOSTS: tuple[str, ...] = (
     "*.kwai.net",
     "*.kwaicdn.com",
 )
+# fal serves results from its media CDN: fal.media and v2/v3.fal.media (provider-apis.md 2.3/2.6).
+FAL_RESULT_HOSTS: tuple[str, ...] = ("fal.media", "*.fal.media")
+RESULT_HOSTS: tuple[str, ...] = KLING_RESULT_HOSTS + FAL_RESULT_HOSTS  # every provider a stack may use
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 

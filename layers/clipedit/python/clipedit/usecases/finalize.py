@@ -11,11 +11,13 @@ import hmac
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Mapping
 
-from clipedit.domain.errors import ClipeditError, ProviderError, UrlRejected
+from clipedit.domain.errors import ClipeditError, ProviderError, UrlRejected, WebhookRejected
 from clipedit.domain.job import Job, JobStatus
 from clipedit.domain.keys import output_key_for
 from clipedit.ports import (
+    CallbackVerifier,
     Clock,
     EditProvider,
     JobStore,
@@ -73,27 +75,34 @@ class FinalizeJob:
         *,
         jobs: JobStore,
         storage: ObjectStore,
-        provider: EditProvider,
+        provider: EditProvider | None = None,
         fetcher: MediaFetcher,
         recorder: StatusRecorder,
         clock: Clock,
         settings: FinalizeSettings,
+        providers: Mapping[str, EditProvider] | None = None,
+        verifiers: Mapping[str, CallbackVerifier] | None = None,
     ) -> None:
         self._jobs = jobs
         self._storage = storage
-        self._provider = provider
+        # Each job names its provider; a provider that signs its callbacks (fal) has a verifier.
+        self._providers = dict(providers or {})
+        if provider is not None:
+            self._providers.setdefault(provider.name, provider)
+        self._verifiers = dict(verifiers or {})
         self._fetcher = fetcher
         self._recorder = recorder
         self._clock = clock
         self._settings = settings
 
     @property
-    def provider_name(self) -> str:
-        return self._provider.name
+    def provider_names(self) -> frozenset[str]:
+        return frozenset(self._providers)
 
     # --- entry points -----------------------------------------------------------------------
 
-    def on_callback(self, job_id: str, token: str | None) -> FinalizeOutcome:
+    def on_callback(self, job_id: str, token: str | None, *, provider: str | None = None,
+                    headers: Mapping[str, str] | None = None, body: bytes = b"") -> FinalizeOutcome:
         job = self._jobs.get(job_id)
         expected = job.callback_token_hash if job else None
         presented = hash_token(token or "")
@@ -101,6 +110,19 @@ class FinalizeJob:
         valid = hmac.compare_digest(presented, expected or hash_token(uuid.uuid4().hex))
         if job is None or not expected or not token or not valid:
             raise CallbackRejected("invalid callback token")
+        if provider is not None and provider != job.provider:
+            raise CallbackRejected("invalid callback token")  # the job's URL names its own provider
+        verifier = self._verifiers.get(job.provider)
+        if verifier is not None:
+            # Token and signature both: the token binds the URL to the job, the signature proves
+            # the provider sent it. WebhookRejected says which check failed.
+            try:
+                verifier.verify(headers or {}, body, task_id=job.provider_task_id)
+            except WebhookRejected as rejected:
+                if not job.terminal:  # only token holders get here: safe to note on the record
+                    self._jobs.set_fields(job.job_id, expected=job.status, fields={
+                        "callback_rejected": f"{iso(self._clock.now())} {rejected.message}"})
+                raise
         return self._advance(job, source="callback")
 
     def on_poll(self, job_id: str) -> FinalizeOutcome:
@@ -139,8 +161,11 @@ class FinalizeJob:
 
     def _advance(self, job: Job, *, source: str) -> FinalizeOutcome:
         if job.terminal or not job.provider_task_id:
-            return self._outcome(job)
-        task = self._provider.get_task(job.provider_task_id)
+            return self._outcome(job)  # a CANCELLED job stays cancelled, whatever arrives late
+        provider = self._providers.get(job.provider)
+        if provider is None:
+            raise JobNotFound(f"job {job.job_id} names provider {job.provider!r}, which this stack does not have")
+        task = provider.get_task(job.provider_task_id, urls=job.provider_urls)
         if task.external_id and task.external_id != job.job_id:
             raise TaskMismatch(
                 f"provider task {task.task_id} belongs to {task.external_id}, not {job.job_id}"
@@ -149,7 +174,7 @@ class FinalizeJob:
             return self._succeed(job, task, source)
         if task.state == TaskState.FAILED:
             message = task.message or "the provider reported the task as failed without a reason"
-            return self._end(job, JobStatus.FAILED, "PROVIDER_TASK_FAILED", message, source=source)
+            return self._end(job, JobStatus.FAILED, task.error_code or "PROVIDER_TASK_FAILED", message, source=source)
         if self._past_deadline(job):
             return self._end(
                 job,

@@ -101,7 +101,7 @@ def metadata_layer(metadata: Mapping[str, str]) -> tuple[dict[str, Any], dict[st
     """(manifest fields set by S3 user metadata, the other recognised keys: preset/spec)."""
     meta = {key.lower().replace("_", "-"): _decode(value) for key, value in metadata.items()}
     layer: dict[str, Any] = {}
-    for name in ("prompt", "mode", "model"):
+    for name in ("prompt", "mode", "model", "provider"):
         if meta.get(name, "").strip():
             layer[name] = meta[name].strip() if name == "prompt" else meta[name].strip().lower()
     if meta.get("keep-audio", "").strip():
@@ -110,6 +110,8 @@ def metadata_layer(metadata: Mapping[str, str]) -> tuple[dict[str, Any], dict[st
         raise SpecError(f"mode must be one of std, pro; got {meta['mode']!r}", code="INVALID_MODE")
     if "model" in layer and layer["model"] not in ("o3", "o1"):
         raise SpecError(f"model must be one of o3, o1; got {meta['model']!r}", code="INVALID_MODEL")
+    if "provider" in layer and layer["provider"] not in ("kling", "fal"):
+        raise SpecError(f"provider must be one of kling, fal; got {meta['provider']!r}", code="INVALID_PROVIDER")
     extra = {k: meta[k].strip() for k in ("preset", "spec") if meta.get(k, "").strip()}
     return layer, extra
 
@@ -335,6 +337,7 @@ class Intake:
         if spec is not None:
             video = spec.video
             job.prompt, job.mode, job.model, job.keep_audio = spec.prompt, spec.mode.value, spec.model.value, spec.keep_audio
+            job.provider = spec.provider.value
             job.video_ref = {k: v for k, v in (("bucket", video.bucket), ("key", video.key),
                                                ("version_id", video.version_id), ("url", video.url)) if v}
             job.image_urls = [str(ref) for ref in spec.images] or None
@@ -360,7 +363,8 @@ class Intake:
         known = {k: v for k, v in fields.items() if k != "status"}
         if status == JobStatus.REJECTED:
             known["finished_at"] = now
-        return Job(status=status, created_at=now, updated_at=now, status_history=history, provider=self._provider,
+        provider = known.pop("provider", None) or self._provider
+        return Job(status=status, created_at=now, updated_at=now, status_history=history, provider=provider,
                    **known)
 
     # --- presets and referenced manifests -----------------------------------------------------
@@ -399,5 +403,5 @@ class Intake:
 def _job_fields(job: Job) -> dict[str, Any]:
     """The serialisable fields of a RECEIVED job (carried in an expand message)."""
     names = ("job_id", "input_bucket", "input_key", "input_version_id", "input_size", "prompt", "mode", "model",
-             "keep_audio", "video_ref", "image_urls", "elements", "planned_output_key", "tags", "variant", "preset")
+             "provider", "keep_audio", "video_ref", "image_urls", "elements", "planned_output_key", "tags", "variant", "preset")
     return {"status": job.status.value, **{n: getattr(job, n) for n in names if getattr(job, n) is not None}}

@@ -10,7 +10,7 @@ held by a finished job is freed. Running it twice, or while the pipeline runs, i
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from clipedit.domain.errors import ProviderError
 from clipedit.domain.job import Job, JobStatus
@@ -37,10 +37,10 @@ class Finding:
 
 
 class Reconcile:
-    def __init__(self, *, jobs: JobStore, provider: EditProvider, guard: ProviderGuard, finalize: FinalizeJob,
-                 queue: MessageQueue, clock: Clock) -> None:
+    def __init__(self, *, jobs: JobStore, providers: Mapping[str, EditProvider], guard: ProviderGuard,
+                 finalize: FinalizeJob, queue: MessageQueue, clock: Clock) -> None:
         self._jobs = jobs
-        self._provider = provider
+        self._providers = providers
         self._guard = guard
         self._finalize = finalize
         self._queue = queue
@@ -73,7 +73,7 @@ class Reconcile:
             return Finding(job.job_id, job.status.value, None, "running without a provider task id",
                            "finalize now (records the failure or the deadline)")
         try:
-            task = self._provider.get_task(job.provider_task_id)
+            task = self._providers[job.provider].get_task(job.provider_task_id, urls=job.provider_urls)
         except ProviderError as error:
             if error.retryable:
                 return Finding(job.job_id, job.status.value, None, f"could not ask the provider: {error.message}",
@@ -95,7 +95,7 @@ class Reconcile:
         found = None
         if job.status == JobStatus.QUEUED and job.submit_attempts:
             try:
-                task = self._provider.find_by_external_id(job.job_id)
+                task = self._providers[job.provider].find_by_external_id(job.job_id)
             except ProviderError as error:
                 return Finding(job.job_id, job.status.value, None, f"could not ask the provider: {error.message}",
                                "none (run again later)")
@@ -106,9 +106,8 @@ class Reconcile:
                        "queue a submit message (adopts an existing task, never creates a second)")
 
     def _slots(self, repair: bool) -> list[Finding]:
-        provider = self._provider.name
         findings = []
-        for job_id in sorted(self._guard.slot_holders(provider)):
+        for provider, job_id in sorted((p, j) for p in self._providers for j in self._guard.slot_holders(p)):
             job = self._jobs.get(job_id)
             if job is not None and not job.terminal:
                 continue

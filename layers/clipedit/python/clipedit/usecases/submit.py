@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, Mapping, NoReturn
 from urllib.parse import quote
 
 from clipedit.domain.backpressure import SQS_MAX_DELAY_SECONDS, BackpressureSettings, backoff_seconds, breaker_cooldown
@@ -22,10 +22,12 @@ from clipedit.domain.job import Job, JobStatus, ObjectRef
 from clipedit.domain.manifest import MediaRef
 from clipedit.domain.media import check_image, check_size_before_probe, check_video, limits_for
 from clipedit.ports import (
+    CancellableProvider,
     Clock,
     EditProvider,
     EditRequest,
     ElementCache,
+    InlineElement,
     JobStore,
     MediaInspector,
     ObjectStore,
@@ -77,7 +79,7 @@ class SubmitJob:
         jobs: JobStore,
         storage: ObjectStore,
         inspector: MediaInspector,
-        provider: EditProvider,
+        provider: EditProvider | None = None,
         elements: ElementCache,
         workflow: Workflow,
         recorder: StatusRecorder,
@@ -86,13 +88,17 @@ class SubmitJob:
         guard: ProviderGuard,
         backpressure: BackpressureSettings = BackpressureSettings(),
         new_token: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+        providers: Mapping[str, EditProvider] | None = None,
     ) -> None:
         self._guard = guard
         self._backpressure = backpressure
         self._jobs = jobs
         self._storage = storage
         self._inspector = inspector
-        self._provider = provider
+        # Each job names its provider (kling or fal); one adapter per name.
+        self._providers = dict(providers or {})
+        if provider is not None:
+            self._providers.setdefault(provider.name, provider)
         self._elements = elements
         self._workflow = workflow
         self._recorder = recorder
@@ -113,6 +119,13 @@ class SubmitJob:
             # Named after the job: a redelivered message finds the execution already there.
             self._workflow.start_poller(job.job_id, poll_interval_seconds=self._settings.poll_interval_seconds)
         return SubmitOutcome(job.job_id, job.status.value, job.error_code or "")
+
+    def _provider_for(self, job: Job) -> EditProvider:
+        provider = self._providers.get(job.provider)
+        if provider is None:
+            raise ProviderError(f"provider {job.provider!r} is not configured in this stack",
+                                retryable=False, code="PROVIDER_NOT_CONFIGURED")
+        return provider
 
     # --- checks before any money is spent ----------------------------------------------------
 
@@ -151,14 +164,15 @@ class SubmitJob:
 
     def _element_ids(self, job: Job) -> list[str]:
         """Element ids for the job, creating each element once per distinct set of images."""
-        if not job.elements or not self._provider.needs_element_library:
+        provider = self._provider_for(job)
+        if not job.elements or not provider.needs_element_library:
             return []
         ids: list[str] = []
         pending = 0
         for element in job.elements:
             refs = [element["frontal"], *element["references"]]
             content = hashlib.sha256("\n".join(self._inspector.content_hash(stored_ref(r)) for r in refs).encode()).hexdigest()
-            element_id = self._element(content, refs)
+            element_id = self._element(content, refs, provider)
             if element_id is None:
                 pending += 1
             else:
@@ -167,13 +181,13 @@ class SubmitJob:
             self._wait(job, f"{pending} element(s) still being created", ELEMENT_RECHECK_SECONDS)
         return ids
 
-    def _element(self, content: str, refs: list[str]) -> str | None:
+    def _element(self, content: str, refs: list[str], provider: EditProvider) -> str | None:
         now = iso(self._clock.now())
         cached = self._elements.get(content)
         if cached and cached.get("element_id"):
             return str(cached["element_id"])
         if cached and cached.get("task_id"):
-            task = self._provider.get_element(cached["task_id"])
+            task = provider.get_element(cached["task_id"])
             if task.state == TaskState.SUCCEEDED and task.element_id:
                 self._elements.complete(content, element_id=task.element_id, now=now)
                 return task.element_id
@@ -184,7 +198,7 @@ class SubmitJob:
             return None
         urls = [self._url_for(stored_ref(r)) for r in refs]
         try:
-            task = self._provider.create_element(external_id=f"e-{content[:40]}", frontal_url=urls[0],
+            task = provider.create_element(external_id=f"e-{content[:40]}", frontal_url=urls[0],
                                                  reference_urls=urls[1:])
         except ProviderError as error:
             if error.provider_code == 1201 and "exist" in error.message.lower():
@@ -211,7 +225,11 @@ class SubmitJob:
                               error_message=f"not submitted within {bp.max_queue_wait_seconds} s: "
                                             f"{job.wait_reason or 'the provider stayed busy or unavailable'}",
                               wait_reason=None, next_attempt_at=None)
-        provider = self._provider.name
+        try:
+            adapter = self._provider_for(job)
+        except ProviderError as error:
+            return self._provider_failed(job, error, attempt)
+        provider = adapter.name
         breaker = self._guard.breaker(provider)
         if breaker.is_open(now):
             self._wait(job, f"provider {provider} paused: {breaker.reason}", breaker.seconds_left(now))
@@ -231,9 +249,9 @@ class SubmitJob:
                 return current  # another delivery submitted it meanwhile
             raise RetryLater("another delivery is submitting this job", delay_seconds=bp.submit_lease_seconds)
         try:
-            task = self._existing_task(job) if job.submit_attempts else None
+            task = self._existing_task(job, adapter) if job.submit_attempts else None
             if task is None:
-                task = self._create_task(job, element_ids)
+                task = self._create_task(job, element_ids, adapter)
         except ProviderError as error:
             self._jobs.release_submission(job.job_id, owner=owner)
             return self._provider_failed(job, error, attempt)
@@ -242,10 +260,14 @@ class SubmitJob:
         if breaker.failures or breaker.opened:
             self._guard.reset_breaker(provider)
         now = self._clock.now()
-        return self._move(
+        # Written before the SQS message is acknowledged: fal has no idempotency key, so the
+        # request id and its URLs are all that stop a redelivery from paying twice.
+        moved = self._move(
             job,
             JobStatus.SUBMITTED,
             provider_task_id=task.task_id,
+            provider_endpoint=task.endpoint,
+            provider_urls=task.urls or None,
             element_ids=element_ids or None,
             submitted_at=iso(now),
             deadline_at=iso(now + self._settings.job_deadline_seconds),
@@ -254,13 +276,19 @@ class SubmitJob:
             submit_claim_owner=None,
             submit_claim_until=None,
         )
+        if moved.status == JobStatus.CANCELLED and isinstance(adapter, CancellableProvider):
+            # Cancelled while the provider call was in flight: do not let the orphan run (and bill).
+            adapter.cancel(task.task_id, urls=task.urls)
+        return moved
 
-    def _existing_task(self, job: Job) -> ProviderTask | None:
+    @staticmethod
+    def _existing_task(job: Job, adapter: EditProvider) -> ProviderTask | None:
         """An earlier attempt may have created the task and lost the answer (a timeout, a 5xx after
-        the fact): look it up by our idempotency key before creating another."""
-        return self._provider.find_by_external_id(job.job_id)
+        the fact): look it up by our idempotency key before creating another (Kling; fal has no
+        such key and answers None)."""
+        return adapter.find_by_external_id(job.job_id)
 
-    def _create_task(self, job: Job, element_ids: list[str]) -> ProviderTask | None:
+    def _create_task(self, job: Job, element_ids: list[str], adapter: EditProvider) -> ProviderTask | None:
         token = self._new_token()
         # The token's hash is stored before the provider is called: its first callback may arrive
         # before the SUBMITTED write and must not be turned away (measured in 1 % of jobs under load).
@@ -278,17 +306,18 @@ class SubmitJob:
             model=job.model or "o3",
             mode=job.mode or "pro",
             keep_audio=True if job.keep_audio is None else job.keep_audio,
-            callback_url=self._callback_url(job.job_id, token),
+            callback_url=self._callback_url(job.job_id, token, adapter.name),
             image_urls=tuple(self._url_for(stored_ref(u)) for u in job.image_urls or []),
             element_ids=tuple(element_ids),
+            elements=self._inline_elements(job, adapter),
         )
         try:
-            return self._provider.submit(request)
+            return adapter.submit(request)
         except ProviderError as error:
             if error.provider_code == 1201 and "already exists" in error.message.lower():
                 # An earlier attempt created the task but we never recorded it: adopt it. That
                 # attempt's token is lost (its callbacks get 401); the poller finishes the job.
-                task = self._provider.find_by_external_id(job.job_id)
+                task = adapter.find_by_external_id(job.job_id)
                 if task is None:
                     raise ProviderError("the provider says the task exists but cannot find it yet",
                                         kind=ErrorKind.TRANSIENT, code="PROVIDER_INCONSISTENT") from error
@@ -297,7 +326,7 @@ class SubmitJob:
 
     def _provider_failed(self, job: Job, error: ProviderError, attempt: int) -> Job:
         """One handling per error kind (clipedit.domain.provider_errors)."""
-        provider = self._provider.name
+        provider = job.provider
         bp = self._backpressure
         now = self._clock.now()
         if error.kind is ErrorKind.REJECTED:
@@ -325,13 +354,22 @@ class SubmitJob:
             "wait_reason": reason, "next_attempt_at": iso(self._clock.now() + delay_seconds)})
         raise RetryLater(reason, delay_seconds=delay_seconds)
 
+    def _inline_elements(self, job: Job, provider: EditProvider) -> tuple[InlineElement, ...]:
+        if provider.needs_element_library or not job.elements:
+            return ()
+        return tuple(
+            InlineElement(self._url_for(stored_ref(e["frontal"])),
+                          tuple(self._url_for(stored_ref(r)) for r in e["references"]))
+            for e in job.elements
+        )
+
     # --- helpers ------------------------------------------------------------------------------
 
-    def _callback_url(self, job_id: str, token: str) -> str | None:
+    def _callback_url(self, job_id: str, token: str, provider: str) -> str | None:
         base = self._settings.callback_base_url
         if not base:
             return None
-        return f"{base.rstrip('/')}/callbacks/{self._provider.name}/{quote(job_id)}?token={quote(token)}"
+        return f"{base.rstrip('/')}/callbacks/{quote(provider)}/{quote(job_id)}?token={quote(token)}"
 
     def _move(self, job: Job, target: JobStatus, **fields: object) -> Job:
         updated = self._jobs.transition(job.job_id, target, now=iso(self._clock.now()), fields=fields)

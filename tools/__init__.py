@@ -1,0 +1,1 @@
+"""Operator tools that run the use cases against a deployed or local stack."""
