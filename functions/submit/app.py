@@ -13,20 +13,22 @@ import json
 import logging
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from clipedit.adapters.s3_notifications import uploads_from_sqs_body
+from clipedit.adapters.metrics import PowertoolsMetrics
 from clipedit.config import Settings
-from clipedit.domain.errors import RetryLater
+from clipedit.domain.errors import ProviderError, RetryLater
 from clipedit.usecases.dispatch import MESSAGE_KIND
 from clipedit.wiring import Container
 
 logger = Logger()
+tracer = Tracer()  # active tracing is on in the template; off outside Lambda
 # httpx logs every request URL at INFO; presigned and signed URLs must never reach a log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
-container = Container(Settings.from_env())  # validated at cold start
+container = Container(Settings.from_env(), metrics=PowertoolsMetrics())  # validated at cold start
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -37,6 +39,9 @@ def record_handler(record: SQSRecord) -> None:
         else:
             outcomes = [o for upload in uploads_from_sqs_body(record.body) for o in container.dispatcher.upload(upload)]
     except RetryLater as wait:
+        if isinstance(wait.__cause__, ProviderError) and container.metrics is not None:
+            # Refusals that are retried (busy, 5xx) never reach a job record: count them here.
+            container.metrics.count("ProviderErrors", dimensions={"code": wait.__cause__.code})
         if wait.delay_seconds is not None:
             container.queue.retry_later(record.receipt_handle, wait.delay_seconds)
         logger.info("retry later", extra={"reason": wait.message, "delay_seconds": wait.delay_seconds})
@@ -52,6 +57,7 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # A processor per invocation: it holds per-batch state, and the local stack runs several
     # invocations in one process at once (in Lambda the cost is nil).
