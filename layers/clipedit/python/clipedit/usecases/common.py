@@ -50,6 +50,8 @@ def job_event_detail(job: Job, previous_status: str | None) -> dict[str, Any]:
         value = getattr(job, name)
         if value is not None:
             detail[name] = value
+    if job.extra.get("retry_of"):
+        detail["retry_of"] = job.extra["retry_of"]
     return detail
 
 
