@@ -119,6 +119,15 @@ def test_without_a_status_every_status_index_is_merged_newest_first(call, seeded
     assert result == [everything[0:2], everything[2:4], everything[4:6], everything[6:7]]
 
 
+def test_with_no_filter_at_all_the_newest_jobs_come_first(call, seeded):
+    status, body = call(list_event(limit="3"))
+    assert status == 200 and len(body["jobs"]) == 3 and body["next"]
+    created = [j["created_at"] for j in body["jobs"]]
+    assert created == sorted(created, reverse=True)
+    # The seeded 2099 jobs are the newest in the table.
+    assert [j["job_id"] for j in body["jobs"]] == [j.job_id for j in reversed(seeded["jobs"])][:3]
+
+
 def test_a_batch_lists_its_rows_in_order_with_an_optional_status(call, seeded):
     batch_id = seeded["batch_id"]
     rows = pages(call, batch=batch_id, limit="2")

@@ -319,14 +319,16 @@ class DynamoJobIndex:
     def by_status(self, status: JobStatus, *, since: str | None, limit: int,
                   start: Mapping[str, str] | None) -> tuple[list[Job], dict[str, str] | None]:
         condition = "#s = :s"
+        names = {"#s": "status"}
         values: dict[str, Any] = {":s": {"S": status.value}}
         if since:
             condition += " AND #c >= :since"
+            names["#c"] = "created_at"  # DynamoDB refuses names the expression does not use
             values[":since"] = {"S": since}
         kwargs: dict[str, Any] = {
             "TableName": self._table, "IndexName": BY_STATUS_INDEX, "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": {"#s": "status", "#c": "created_at"},
-            "ExpressionAttributeValues": values, "ScanIndexForward": False, "Limit": limit,
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+            "ScanIndexForward": False, "Limit": limit,
         }
         if start:
             kwargs["ExclusiveStartKey"] = {k: {"S": str(v)} for k, v in start.items()}
