@@ -21,7 +21,7 @@ app = typer.Typer(
          "Targets a deployed stack (--stack NAME, or CLIPEDIT_STACK) or else the local stack started with "
          f"`clipedit local`.\n\n{EXIT_CODES_HELP}",
 )
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # no hard wraps: scripts grep lines
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED")
 
@@ -144,18 +144,20 @@ def submit(
         for job_id in submitted.job_ids:
             print(job_id, flush=True)
     if watch_it:
-        _watch_and_exit(context, submitted.job_ids, as_json=as_json, interval=None, timeout=timeout)
+        _watch_and_exit(context, submitted.job_ids, as_json=as_json, interval=None, timeout=timeout,
+                        just_submitted=True)
 
 
 # --- watch, status, list ------------------------------------------------------------------------
 
 
 def _watch_and_exit(context: Context, job_ids: list[str], *, as_json: bool, interval: float | None,
-                    timeout: float | None) -> None:
+                    timeout: float | None, just_submitted: bool = False) -> None:
     from clipedit_cli.watch import exit_for, summary_rows, watch_jobs
 
     jobs = watch_jobs(context.backend(), job_ids, console=errors if as_json else console, as_json=as_json,
-                      interval=context.interval(interval), timeout=timeout)
+                      interval=context.interval(interval), timeout=timeout,
+                      on_missing_seconds=None if just_submitted else 30.0)
     if as_json:
         _print_json({"jobs": summary_rows(jobs)})
     else:
@@ -248,15 +250,21 @@ def list_jobs(
     if as_json:
         _print_json({"jobs": [public_job(j) for j in jobs], "next": cursor})
         return
-    table = Table("job", "status", "created", "input", "result")
+    table = Table("job", "status", "created (UTC)", "clip", "result")
+    for column in table.columns[:3]:
+        column.no_wrap = True  # ids are copied from here: never cut
     for job in jobs:
-        source = job.input_key if job.batch_row is None else f"{job.input_key} row {job.batch_row}"
-        result_text = job.output_key or (f"{job.error_code}" if job.error_code else "")
-        table.add_row(job.job_id, job.status.value, job.created_at, source, result_text)
+        video = job.video_ref or {}
+        clip = (video.get("key") or video.get("url") or job.input_key).rsplit("/", 1)[-1].split("?", 1)[0]
+        if job.batch_row is not None:
+            clip += f" (row {job.batch_row})"
+        result_text = job.output_key or job.error_code or ""
+        table.add_row(job.job_id, job.status.value, job.created_at[:19].replace("T", " "), clip, result_text)
     console.print(table)
     if cursor:
         console.print(f"more: clipedit list --next {cursor}" + "".join(
-            f" --{k} {v}" for k, v in (("status", status_filter), ("since", since), ("batch", batch)) if v))
+            f" --{k} {v}" for k, v in (("status", status_filter), ("since", since), ("batch", batch),
+                                       ("limit", limit if limit != 50 else None)) if v))
 
 
 # --- batches, results, retries ------------------------------------------------------------------
@@ -313,7 +321,8 @@ def retry(
         note = "" if outcome.created else "  (this retry had been asked for already)"
         print(f"{outcome.job_id}{note}", flush=True)
     if watch_it:
-        _watch_and_exit(context, [outcome.job_id], as_json=as_json, interval=None, timeout=None)
+        _watch_and_exit(context, [outcome.job_id], as_json=as_json, interval=None, timeout=None,
+                        just_submitted=True)
 
 
 @app.command()

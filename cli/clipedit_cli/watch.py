@@ -46,12 +46,13 @@ class Reporter:
 
 
 def watch_jobs(backend: Backend, job_ids: list[str], *, console: Console, as_json: bool, interval: float,
-               timeout: float | None, on_missing_seconds: float = 30.0) -> list[Job]:
-    """Until every job is terminal. A job that does not exist yet (intake still creating it) is
-    waited for up to ``on_missing_seconds``."""
+               timeout: float | None, on_missing_seconds: float | None = 30.0) -> list[Job]:
+    """Until every job is terminal. A job that does not exist yet is waited for up to
+    ``on_missing_seconds`` (None: as long as the timeout allows, for jobs just submitted, which
+    intake creates once their message is taken off a possibly busy queue)."""
     reporter = Reporter(console, as_json=as_json)
     deadline = None if timeout is None else time.monotonic() + timeout
-    missing_deadline = time.monotonic() + on_missing_seconds
+    missing_deadline = None if on_missing_seconds is None else time.monotonic() + on_missing_seconds
     seen: dict[str, str] = {}
     current: dict[str, Job] = {}
     progress = Progress(SpinnerColumn(), TextColumn("{task.fields[job]}"), TextColumn("{task.fields[status]}"),
@@ -65,7 +66,7 @@ def watch_jobs(backend: Backend, job_ids: list[str], *, console: Console, as_jso
                     continue
                 job = backend.container.jobs.get(job_id)
                 if job is None:
-                    if time.monotonic() > missing_deadline:
+                    if missing_deadline is not None and time.monotonic() > missing_deadline:
                         raise CliError(f"job {job_id} does not exist in {backend.target.describe()} "
                                        f"(waited {on_missing_seconds:.0f} s for intake to create it)", Exit.NOT_FOUND)
                     continue

@@ -76,6 +76,8 @@ def test_watch_in_plain_text_shows_each_status_with_elapsed_time(cli, sample_cli
     assert code == 0, err
     lines = [line for line in out.splitlines() if job_id in line]
     assert " s] " in lines[0] and lines[-1].split()[1] == "SUCCEEDED"
+    code, out, err = cli("list", "--limit", "5")  # no filter: every status, newest first
+    assert code == 0 and job_id in out, err
 
 
 def test_batch_is_uploaded_and_watched_to_its_results(cli, stack, client, sample_clip, tmp_path):
