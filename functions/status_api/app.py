@@ -100,7 +100,7 @@ def bad_request(error: InvalidQuery | SpecError) -> Response:
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)  # job records (prompts, keys) stay out of traces
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not ((event.get("requestContext") or {}).get("authorizer") or {}).get("iam", {}).get("userArn"):
         logger.error("request without an IAM identity: is the route's authorizer AWS_IAM?")
