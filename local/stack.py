@@ -194,6 +194,15 @@ class LocalStack:
         self.gateway.start()
         self._stoppers.append(self.gateway.stop)
         self.info["callback_base_url"] = self.gateway.base_url
+        # The status API, IAM-authorised as deployed: only requests signed with the local stack's
+        # fake credentials (access key "testing", secret "testing") reach the function.
+        from local.status_gateway import StatusApiGateway
+
+        self.status_gateway = StatusApiGateway(lambda event: self.runner.invoke(self.status_function, event),
+                                               secrets={"testing": "testing"}, region=REGION)
+        self.status_gateway.start()
+        self._stoppers.append(self.status_gateway.stop)
+        self.info["status_api_url"] = self.status_gateway.base_url
 
     def _functions(self) -> tuple[tuple[str, str], ...]:
         return (("SubmitFunction", self.submit_function), ("FinalizeFunction", self.finalize_function),

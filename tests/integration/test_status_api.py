@@ -208,3 +208,53 @@ def test_a_bad_manifest_is_400_and_nothing_is_stored(stack, call, client, body, 
     assert status == 400 and answer["code"] == code, answer
     listing = client.s3.list_objects_v2(Bucket=stack.info["inbox_bucket"], Prefix=f"jobs/api/{request_id}")
     assert listing.get("KeyCount", 0) == 0
+
+
+# --- over HTTP: the local stand-in for API Gateway checks SigV4 before the function runs -----------
+
+
+def signed_request(method: str, url: str, *, body: bytes = b"", key: str = "testing", secret: str = "testing",
+                   region: str = "us-east-1"):
+    import httpx
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=url, data=body, headers={"content-type": "application/json"} if body else {})
+    SigV4Auth(Credentials(key, secret), "execute-api", region).add_auth(request)
+    return httpx.request(method, url, content=body, headers=dict(request.headers.items()), timeout=30)
+
+
+def test_signed_requests_are_served_over_http(stack, seeded):
+    base = stack.info["status_api_url"]
+    job = seeded["jobs"][1]
+    response = signed_request("GET", f"{base}/jobs/{job.job_id}")
+    assert response.status_code == 200 and response.json()["status"] == "SUCCEEDED"
+    response = signed_request("GET", f"{base}/jobs?status=FAILED&since=2099-01-01&limit=2")
+    assert response.status_code == 200 and len(response.json()["jobs"]) == 2
+
+
+@pytest.mark.parametrize("how", ["unsigned", "wrong secret", "other region", "tampered path"])
+def test_unsigned_or_badly_signed_requests_never_reach_the_function(stack, seeded, how):
+    import httpx
+
+    base = stack.info["status_api_url"]
+    job_id = seeded["jobs"][0].job_id
+    before = stack.runner.invocations.get(stack.status_function, 0)
+    if how == "unsigned":
+        response = httpx.get(f"{base}/jobs/{job_id}", timeout=30)
+    elif how == "wrong secret":
+        response = signed_request("GET", f"{base}/jobs/{job_id}", secret="not-the-secret")
+    elif how == "other region":
+        response = signed_request("GET", f"{base}/jobs/{job_id}", region="eu-west-1")
+    else:
+        import httpx as client
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        request = AWSRequest(method="GET", url=f"{base}/jobs/{job_id}")
+        SigV4Auth(Credentials("testing", "testing"), "execute-api", "us-east-1").add_auth(request)
+        response = client.get(f"{base}/jobs/{seeded['jobs'][1].job_id}", headers=dict(request.headers.items()))
+    assert response.status_code == 403 and response.json() == {"message": "Forbidden"}
+    assert stack.runner.invocations.get(stack.status_function, 0) == before
