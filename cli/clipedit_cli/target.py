@@ -71,7 +71,8 @@ def resolve_target(*, stack: str | None = None, region: str | None = None, profi
     stack = stack or env.get("CLIPEDIT_STACK") or None
     if stack:
         return _deployed(stack, region=region, profile=profile)
-    path = Path(local_file or env.get("CLIPEDIT_LOCAL_FILE") or "") if (local_file or env.get("CLIPEDIT_LOCAL_FILE")) else find_local_file()
+    named = local_file or env.get("CLIPEDIT_LOCAL_FILE")
+    path = Path(named) if named else find_local_file()
     if path is None:
         raise CliError(
             "no stack to talk to: pass --stack NAME (or set CLIPEDIT_STACK) for a deployed stack, or start the "

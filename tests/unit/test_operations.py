@@ -11,10 +11,11 @@ from clipedit.domain.errors import ProviderError, SpecError
 from clipedit.domain.job import JobStatus
 from clipedit.domain.spec import SpecDefaults
 from clipedit.usecases.common import StatusRecorder, iso
+from clipedit.usecases.intake import UploadedObject
 from clipedit.usecases.queries import InvalidQuery, NotFound, parse_since, public_job
 from clipedit.usecases.retry import NotRetryable, RetryJob
 from clipedit.usecases.submit_manifest import SubmitManifest
-from tests.fakes import FakeEvents, FakeJobStore
+from tests.fakes import FakeEvents
 from tests.unit.test_submit import BUCKET, World
 
 PROMPT = {"prompt": "Make @Video1 look like a watercolour painting. Keep the motion identical."}
@@ -147,8 +148,7 @@ def test_submitted_manifest_job_ids_are_the_ids_intake_creates(world):
     ]
     submitted = submit(document, name="req-1")
     assert submitted.key == "jobs/api/req-1.json" and len(submitted.job_ids) == 3
-    world.dispatch.upload(__import__("clipedit.usecases.intake", fromlist=["UploadedObject"]).UploadedObject(
-        BUCKET, submitted.key, submitted.version_id, '"e"', "seq", 100))
+    world.dispatch.upload(UploadedObject(BUCKET, submitted.key, submitted.version_id, '"e"', "seq", 100))
     world.drain()
     assert set(submitted.job_ids) == set(world.jobs.items)
 
@@ -159,15 +159,14 @@ def test_submitted_manifest_job_ids_are_the_ids_intake_creates(world):
     ({"video_url": "file:///etc/passwd", "prompt": "Edit @Video1"}, "INVALID_URL"),
     ([], "INVALID_MANIFEST"),
 ])
-def test_a_bad_manifest_is_refused_before_it_is_stored(document, code):
-    store = FakeJobStore()  # unused: nothing may be written
-    writer = FakeWriter(type("S", (), {"put": lambda *a: store.items.setdefault("written", True)})())
+def test_a_bad_manifest_is_refused_before_it_is_stored(world, document, code):
+    writer = FakeWriter(world.storage)
     submit = SubmitManifest(writer=writer, inbox_bucket=BUCKET, jobs_prefix="jobs/", allowed_buckets=frozenset(),
                             defaults=SpecDefaults())
     with pytest.raises(SpecError) as error:
         submit(document, name="req")
     assert error.value.code == code
-    assert writer.versions == 0
+    assert writer.versions == 0 and not world.storage.objects
 
 
 def test_since_accepts_times_and_look_backs():
