@@ -12,13 +12,16 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make demo   - run the whole pipeline end to end on the embedded local stack"
 	@echo "make test   - template checks, unit, integration and e2e tests"
-	@echo "make local  - start the local stack and keep it running (Ctrl-C to stop)"
+	@echo "make local  - start the local stack and keep it running (Ctrl-C to stop); then use .venv/bin/clipedit"
 	@echo "make bench  - performance and cost benchmarks (not part of make test; BENCH_ARGS=--quick)"
 
-$(STAMP): requirements-dev.lock
+$(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.lock
+	# The `clipedit` command (cli/) and the package it drives, editable: .venv/bin/clipedit works from
+	# any shell and always runs this checkout's code. --no-deps: the lock above is the dependency set.
+	$(VENV)/bin/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -95,6 +95,10 @@ class CallbackGateway:
         if event is None:
             self._reply(request, 404, {"message": "Not Found"})
             return
+        self._relay(request, event)
+
+    def _relay(self, request: BaseHTTPRequestHandler, event: dict[str, Any]) -> None:
+        """Invoke the function with the event; its answer (status, headers, body) is the response."""
         try:
             result = self._invoke(event)
         except Exception:  # API Gateway answers 500 when the integration fails (and Lambda logs it)

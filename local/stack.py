@@ -203,8 +203,9 @@ class LocalStack:
         prefix = f"clipedit-{self.options.name}"
         self.submit_function = f"{prefix}-submit"
         self.finalize_function = f"{prefix}-finalize"
+        self.status_function = f"{prefix}-status-api"
         self.runner = FunctionRunner()
-        for logical_id, name in (("SubmitFunction", self.submit_function), ("FinalizeFunction", self.finalize_function)):
+        for logical_id, name in self._functions():
             definition = function_definition(self.template, logical_id, name)
             definition.arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
             self.runner.register(definition)
@@ -223,6 +224,19 @@ class LocalStack:
         self.gateway.start()
         self._stoppers.append(self.gateway.stop)
         self.info["callback_base_url"] = self.gateway.base_url
+        # The status API, IAM-authorised as deployed: only requests signed with the local stack's
+        # fake credentials (access key "testing", secret "testing") reach the function.
+        from local.status_gateway import StatusApiGateway
+
+        self.status_gateway = StatusApiGateway(lambda event: self.runner.invoke(self.status_function, event),
+                                               secrets={"testing": "testing"}, region=REGION)
+        self.status_gateway.start()
+        self._stoppers.append(self.status_gateway.stop)
+        self.info["status_api_url"] = self.status_gateway.base_url
+
+    def _functions(self) -> tuple[tuple[str, str], ...]:
+        return (("SubmitFunction", self.submit_function), ("FinalizeFunction", self.finalize_function),
+                ("StatusApiFunction", self.status_function))
 
     def _create_resources(self) -> None:
         t = self.template["Resources"]
@@ -331,7 +345,7 @@ class LocalStack:
 
         lam = self.client("lambda")
         environment: dict[str, str] = {}
-        for logical_id, name in (("SubmitFunction", self.submit_function), ("FinalizeFunction", self.finalize_function)):
+        for logical_id, name in self._functions():
             spec = function_spec(self.template, logical_id)
             variables = {k: _resolve(v, refs, attrs) for k, v in spec["environment"].items()}
             if "CALLBACK_BASE_URL" in variables:
@@ -351,6 +365,7 @@ class LocalStack:
         })
         environment.update(self.options.function_environment)
         environment.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        environment.setdefault("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon here
         # The caller may turn handler logging up or down (the demo keeps it quiet).
         environment["POWERTOOLS_LOG_LEVEL"] = os.environ.get("POWERTOOLS_LOG_LEVEL", environment.get("POWERTOOLS_LOG_LEVEL", "INFO"))
         os.environ.update(environment)
@@ -370,6 +385,7 @@ class LocalStack:
             dead_letter_queue_url=dlq_url, event_bus_name=names["JobEventsBus"], events_queue_url=events_queue_url,
             provider_secret_arn=secret_arn, incoming_prefix=params["IncomingPrefix"], output_prefix=params["OutputPrefix"],
             submit_function=self.submit_function, finalize_function=self.finalize_function,
+            status_function=self.status_function,
             poll_interval_seconds=self.options.poll_interval_seconds, submit_max_concurrency=int(params["SubmitMaxConcurrency"]),
             default_provider=self.options.default_provider,
         )

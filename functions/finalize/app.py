@@ -14,17 +14,19 @@ import json
 import logging
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 
+from clipedit.adapters.metrics import PowertoolsMetrics
 from clipedit.config import Settings
 from clipedit.domain.errors import WebhookRejected
 from clipedit.usecases.finalize import CallbackRejected, JobNotFound
 from clipedit.wiring import Container
 
 logger = Logger()
+tracer = Tracer()  # active tracing is on in the template; off outside Lambda
 # httpx logs every request URL at INFO; provider result URLs are signed: never let them reach a log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
-container = Container(Settings.from_env())  # validated at cold start
+container = Container(Settings.from_env(), metrics=PowertoolsMetrics())  # validated at cold start
 MAX_CALLBACK_BODY_BYTES = 64 * 1024  # a Kling callback is ~1 KB; anything huge is not one
 
 
@@ -77,6 +79,7 @@ def handle_poll(event: dict[str, Any]) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "requestContext" in event and "http" in event["requestContext"]:
         return handle_callback(event)

@@ -14,11 +14,12 @@ import logging
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from clipedit.adapters.s3_notifications import uploads_from_sqs_body
+from clipedit.adapters.metrics import PowertoolsMetrics
 from clipedit.config import Settings
 from clipedit.domain.errors import RetryLater
 from clipedit.usecases.common import iso
@@ -26,9 +27,10 @@ from clipedit.usecases.dispatch import MESSAGE_KIND
 from clipedit.wiring import Container
 
 logger = Logger()
+tracer = Tracer()  # active tracing is on in the template; off outside Lambda
 # httpx logs every request URL at INFO; presigned and signed URLs must never reach a log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
-container = Container(Settings.from_env())  # validated at cold start
+container = Container(Settings.from_env(), metrics=PowertoolsMetrics())  # validated at cold start
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -66,6 +68,7 @@ def handle(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # A processor per invocation: it holds per-batch state, and the local stack runs several
     # invocations in one process at once (in Lambda the cost is nil).

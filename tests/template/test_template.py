@@ -407,7 +407,7 @@ def test_functions_share_the_globals(cfn: dict[str, Any]) -> None:
 def test_callback_route_and_throttling(cfn: dict[str, Any]) -> None:
     api = cfn["Resources"]["CallbackApi"]["Properties"]["Body"]
     assert "post" in api["paths"]["/callbacks/{provider}/{job_id}"]
-    (stage,) = _resources_of_type(cfn, "AWS::ApiGatewayV2::Stage").values()
+    stage = cfn["Resources"]["CallbackApiApiGatewayDefaultStage"]
     throttling = stage["Properties"]["DefaultRouteSettings"]
     assert throttling["ThrottlingBurstLimit"] > 0 and throttling["ThrottlingRateLimit"] > 0
 
@@ -495,3 +495,62 @@ def test_the_concurrency_gate_is_a_parameter_every_function_sees(template) -> No
         assert any("index/by-status" in json.dumps(s["Resource"]) for s in queries), function
         sends = [s for s in statements if "sqs:SendMessage" in _as_list(s.get("Action"))]
         assert sends, function
+
+
+# ---------------------------------------------------------------------------- status API and monitoring
+
+
+STATUS_ROUTES = {("/jobs", "get"), ("/jobs", "post"), ("/jobs/{job_id}", "get"), ("/batches/{batch_id}", "get")}
+
+
+def test_every_status_route_needs_iam_and_callbacks_stay_open(cfn: dict[str, Any]) -> None:
+    paths = cfn["Resources"]["StatusApi"]["Properties"]["Body"]["paths"]
+    routes = {(path, method) for path, methods in paths.items() for method in methods}
+    assert routes == STATUS_ROUTES
+    for path, method in routes:
+        assert paths[path][method]["security"] == [{"AWS_IAM": []}], (path, method)
+    callback = cfn["Resources"]["CallbackApi"]["Properties"]["Body"]["paths"]["/callbacks/{provider}/{job_id}"]["post"]
+    assert "security" not in callback  # the provider cannot sign: the per-job token guards it
+
+
+def test_status_function_lists_through_indexes_only(cfn: dict[str, Any]) -> None:
+    statements = _role_statements(cfn, "StatusApiFunctionRole")
+    actions = _role_actions(cfn, "StatusApiFunctionRole")
+    assert not {a for a in actions if a.endswith(("Scan", "DeleteItem", "UpdateItem"))}
+    (query,) = [st for st in statements if "dynamodb:Query" in _as_list(st["Action"])]
+    assert all("/index/" in json.dumps(r) for r in _as_list(query["Resource"]))
+    (put,) = [st for st in statements if "s3:PutObject" in _as_list(st["Action"])]
+    assert "${JobsPrefix}api/*" in json.dumps(put["Resource"])  # only where submitted manifests go
+
+
+def test_alarms_cover_the_failure_modes_and_email_is_optional(cfn: dict[str, Any], template: dict[str, Any]) -> None:
+    alarms = _resources_of_type(cfn, "AWS::CloudWatch::Alarm")
+    assert set(alarms) == {"DeadLetterQueueAlarm", "JobFailureRateAlarm", "JobsTimedOutAlarm", "IntakeBacklogAlarm",
+                           "PollerFailuresAlarm", "ProviderBalanceAlarm", "FunctionErrorsAlarm"}
+    for logical_id, alarm in alarms.items():
+        assert alarm["Condition"] == "CreateMonitoring", logical_id
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching", logical_id  # idle is not an alarm
+        for world in ({"NotifyByEmail": False}, {"NotifyByEmail": True}):
+            actions = _choose(alarm["Properties"], world).get("AlarmActions")
+            assert actions == ([{"Ref": "AlarmTopic"}] if world["NotifyByEmail"] else None), logical_id
+    assert cfn["Resources"]["AlarmTopic"]["Condition"] == "NotifyByEmail"
+    assert template["Parameters"]["AlarmEmail"]["Default"] == ""
+    # The dashboard shows every alarm.
+    body = json.dumps(cfn["Resources"]["Dashboard"]["Properties"]["DashboardBody"])
+    assert all(f"${{{name}.Arn}}" in body for name in alarms)
+
+
+def test_metrics_namespace_is_per_stack_and_alarms_read_it(cfn: dict[str, Any]) -> None:
+    namespace = {"Fn::Sub": "clipedit/${AWS::StackName}"}
+    for function_id in ("SubmitFunction", "FinalizeFunction", "StatusApiFunction"):
+        variables = cfn["Resources"][function_id]["Properties"]["Environment"]["Variables"]
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == namespace, function_id
+    balance = cfn["Resources"]["ProviderBalanceAlarm"]["Properties"]["Metrics"]
+    codes = {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for m in balance if "MetricStat" in m}
+    assert codes == {"KLING_1100", "KLING_1101", "KLING_1102"}
+    assert all(m["MetricStat"]["Metric"]["Namespace"] == namespace for m in balance if "MetricStat" in m)
+
+
+def test_layer_ships_the_tracer_dependency() -> None:
+    requirements = (ROOT / "layers/clipedit/python/requirements.txt").read_text()
+    assert "aws-xray-sdk==" in requirements  # Powertools Tracer needs it at import

@@ -80,7 +80,7 @@ def test_upload_with_prompt_is_submitted_once_with_a_poller(world):
     assert request.callback_url == f"https://api.example/callbacks/kling/{outcome.job_id}?token=token-0"
     assert job.callback_token_hash == hash_token("token-0")  # only the hash is kept
     assert [h["status"] for h in job.status_history] == ["RECEIVED", "QUEUED", "SUBMITTED"]
-    assert [d["status"] for _, d in world.events.published] == ["QUEUED", "SUBMITTED"]
+    assert [d["status"] for _, d in world.events.published] == ["RECEIVED", "QUEUED", "SUBMITTED"]
 
 
 def test_same_event_three_times_makes_one_job_and_one_task(world):

@@ -291,3 +291,32 @@ class ElementCache(Protocol):
 
     def forget(self, content_hash: str) -> None:
         """Drop a failed creation so the next job tries again."""
+
+
+# --- reading jobs back (status API, CLI) -------------------------------------------------------
+
+
+class JobIndex(Protocol):
+    """Jobs through the table's indexes, newest first by status, row order by batch; never a scan.
+
+    ``start`` is where a previous page stopped (the last job it returned), None for the first page;
+    the second value returned is the same kind of position, None when nothing is left."""
+
+    def by_status(self, status: JobStatus, *, since: str | None, limit: int,
+                  start: Mapping[str, str] | None) -> tuple[list[Job], dict[str, str] | None]: ...
+
+    def by_batch(self, batch_id: str, *, status: JobStatus | None, limit: int,
+                 start: Mapping[str, Any] | None) -> tuple[list[Job], dict[str, Any] | None]: ...
+
+
+class ManifestWriter(Protocol):
+    def put_manifest(self, bucket: str, key: str, text: str) -> str | None:
+        """Store a manifest in the inbox (which starts its jobs); returns the new object version."""
+
+
+class Metrics(Protocol):
+    """What the use cases measure; CloudWatch (EMF) in Lambda, a list in the tests."""
+
+    def count(self, name: str, *, dimensions: Mapping[str, str] | None = None, value: float = 1) -> None: ...
+
+    def seconds(self, name: str, value: float, *, dimensions: Mapping[str, str] | None = None) -> None: ...

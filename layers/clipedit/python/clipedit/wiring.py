@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import time
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from clipedit.config import Settings
 from clipedit.domain.errors import ConfigError
 from clipedit.domain.spec import SpecDefaults
 from clipedit.usecases.cancel import CancelJob
+from clipedit.ports import Metrics
 from clipedit.usecases.common import StatusRecorder, iso
 from clipedit.usecases.dispatch import IntakeDispatcher
 from clipedit.usecases.finalize import FinalizeJob, FinalizeSettings
 from clipedit.usecases.intake import Intake, IntakeSettings
+from clipedit.usecases.queries import JobQueries
+from clipedit.usecases.retry import RetryJob
 from clipedit.usecases.submit import SubmitJob, SubmitSettings
+from clipedit.usecases.submit_manifest import SubmitManifest
 
 # Kling answers create/query in well under a second; a result download may take longer per chunk.
 API_TIMEOUT = {"connect": 5.0, "read": 20.0, "write": 20.0, "pool": 5.0}
@@ -30,15 +34,22 @@ class SystemClock:
 
 
 class Container:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None,
+                 client_factory: Callable[..., Any] | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
+        # The command line passes its own (a profile, or the local stack's endpoint); functions
+        # use the default credentials chain.
+        self._client_factory = client_factory
 
     # --- AWS clients --------------------------------------------------------------------------
 
-    def _client(self, service: str) -> Any:
+    def _client(self, service: str, **kwargs: Any) -> Any:
+        if self._client_factory is not None:
+            return self._client_factory(service, **kwargs)
         import boto3  # imported here so handler import time stays small
 
-        return boto3.client(service)
+        return boto3.client(service, **kwargs)
 
     @cached_property
     def jobs(self):  # type: ignore[no-untyped-def]
@@ -50,12 +61,10 @@ class Container:
     def storage(self):  # type: ignore[no-untyped-def]
         from botocore.config import Config
 
-        import boto3
-
         from clipedit.adapters.s3_storage import S3ObjectStore
 
         # SigV4 so presigned URLs work in every region.
-        return S3ObjectStore(boto3.client("s3", config=Config(signature_version="s3v4")))
+        return S3ObjectStore(self._client("s3", config=Config(signature_version="s3v4")))
 
     @cached_property
     def events(self):  # type: ignore[no-untyped-def]
@@ -200,7 +209,7 @@ class Container:
         release = SlotRelease(guard=self.guard, jobs=self.jobs,
                               queue=self.queue if self.settings.intake_queue_url else None)
         return StatusRecorder(events=self.events, batches=self.batches, documents=self.documents,
-                              now=lambda: iso(clock.now()), on_terminal=release)
+                              now=lambda: iso(clock.now()), on_terminal=release, metrics=self.metrics)
 
     # --- use cases ----------------------------------------------------------------------------
 
@@ -272,6 +281,31 @@ class Container:
     @cached_property
     def cancel_job(self) -> CancelJob:
         return CancelJob(jobs=self.jobs, providers=self.providers, recorder=self.recorder, clock=SystemClock())
+
+
+    # --- reading back, retrying, submitting manifests (status API and command line) -----------
+
+    @cached_property
+    def job_index(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.dynamo_jobs import DynamoJobIndex
+
+        return DynamoJobIndex(self.settings.jobs_table, self._client("dynamodb"))
+
+    @cached_property
+    def queries(self) -> JobQueries:
+        return JobQueries(jobs=self.jobs, index=self.job_index, batches=self.batches, now=SystemClock().now)
+
+    @cached_property
+    def retry_job(self) -> RetryJob:
+        return RetryJob(jobs=self.jobs, queue=self.queue, recorder=self.recorder, clock=SystemClock())
+
+    @cached_property
+    def submit_manifest(self) -> SubmitManifest:
+        s = self.settings
+        return SubmitManifest(writer=self.documents, inbox_bucket=s.inbox_bucket, jobs_prefix=s.jobs_prefix,
+                              allowed_buckets=s.allowed_input_buckets,
+                              defaults=SpecDefaults(mode=s.default_mode, model=s.default_model,
+                                                    provider=s.default_provider))
 
 
 class ProviderRegistry(Mapping[str, Any]):

@@ -449,6 +449,59 @@ class DynamoBatchStore:
                 yield _from_item(item)
 
 
+BY_STATUS_INDEX = "by-status"
+
+
+class DynamoJobIndex:
+    """Pages of jobs from the two indexes (Query only: a scan of a busy table costs per item read)."""
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
+
+    def by_status(self, status: JobStatus, *, since: str | None, limit: int,
+                  start: Mapping[str, str] | None) -> tuple[list[Job], dict[str, str] | None]:
+        condition = "#s = :s"
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":s": {"S": status.value}}
+        if since:
+            condition += " AND #c >= :since"
+            names["#c"] = "created_at"  # DynamoDB refuses names the expression does not use
+            values[":since"] = {"S": since}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "IndexName": BY_STATUS_INDEX, "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+            "ScanIndexForward": False, "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = {k: {"S": str(v)} for k, v in start.items()}
+        response = self._client.query(**kwargs)
+        last = response.get("LastEvaluatedKey")
+        return [_from_item(i) for i in response["Items"]], ({k: v["S"] for k, v in last.items()} if last else None)
+
+    def by_batch(self, batch_id: str, *, status: JobStatus | None, limit: int,
+                 start: Mapping[str, Any] | None) -> tuple[list[Job], dict[str, Any] | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "IndexName": BY_BATCH_INDEX, "KeyConditionExpression": "#b = :b",
+            "ExpressionAttributeNames": {"#b": "batch_id"}, "ExpressionAttributeValues": {":b": {"S": batch_id}},
+            "Limit": limit,
+        }
+        if status is not None:
+            # A filter inside one batch's partition (bounded by the batch size), not a table scan.
+            kwargs["FilterExpression"] = "#s = :s"
+            kwargs["ExpressionAttributeNames"]["#s"] = "status"
+            kwargs["ExpressionAttributeValues"][":s"] = {"S": status.value}
+        if start:
+            kwargs["ExclusiveStartKey"] = {
+                "job_id": {"S": str(start["job_id"])}, "batch_id": {"S": str(start["batch_id"])},
+                "batch_row": {"N": str(int(start["batch_row"]))},
+            }
+        response = self._client.query(**kwargs)
+        last = response.get("LastEvaluatedKey")
+        position = ({k: python_value(_deserializer.deserialize(v)) for k, v in last.items()} if last else None)
+        return [_from_item(i) for i in response["Items"]], position
+
+
 class DynamoElementCache:
     """Kling element ids by content hash, in the jobs table under ``element#<sha256>``."""
 

@@ -69,6 +69,11 @@ class S3Documents:
                                   metadata={})
 
 
+    def put_manifest(self, bucket: str, key: str, text: str) -> str | None:
+        response = self._client.put_object(Bucket=bucket, Key=key, Body=text.encode(),
+                                           ContentType="application/json")
+        return response.get("VersionId")
+
 class SqsQueue:
     def __init__(self, client: Any, queue_url: str) -> None:
         self._client = client

@@ -32,3 +32,10 @@ def output_key_for(input_key: str, *, incoming_prefix: str, output_prefix: str) 
     relative = input_key[len(incoming_prefix):] if input_key.startswith(incoming_prefix) else input_key
     stem, _ext = posixpath.splitext(relative)
     return f"{output_prefix}{stem}.mp4"
+
+
+def retry_job_id(root_job_id: str, attempt: int) -> str:
+    """The job id of retry ``attempt`` (1, 2, ...) of a job: the same retry always gets the same
+    id (so asking twice creates one job), and it is a new provider ``external_task_id``."""
+    digest = hashlib.sha256(f"{root_job_id}\nretry\n{attempt}".encode()).hexdigest()
+    return f"j-{digest[:32]}"

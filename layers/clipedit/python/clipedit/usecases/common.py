@@ -6,14 +6,24 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from clipedit.domain.job import Job, TERMINAL_STATUSES
-from clipedit.ports import BatchStore, DocumentStore, EventPublisher
+from clipedit.domain.job import Job, JobStatus, TERMINAL_STATUSES
+from clipedit.ports import BatchStore, DocumentStore, EventPublisher, Metrics
 
 JOB_EVENT_SOURCE = "clipedit.jobs"
 JOB_EVENT_DETAIL_TYPE = "Job Status Changed"
 BATCH_COMPLETED_DETAIL_TYPE = "Batch Completed"
 PROVIDER_PAUSED_DETAIL_TYPE = "Provider Paused"
+# Error codes that come from the provider (``KLING_1102`` = no balance, ...): counted by code.
+PROVIDER_ERROR_PREFIXES = ("KLING_", "FAL_", "PROVIDER_")
 log = logging.getLogger(__name__)
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds from one ``iso`` time to another (None when either is missing)."""
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end.replace("Z", "+00:00"))
+            - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
 
 
 def iso(epoch_seconds: float) -> str:
@@ -41,6 +51,8 @@ def job_event_detail(job: Job, previous_status: str | None) -> dict[str, Any]:
         value = getattr(job, name)
         if value is not None:
             detail[name] = value
+    if job.extra.get("retry_of"):
+        detail["retry_of"] = job.extra["retry_of"]
     return detail
 
 
@@ -74,15 +86,18 @@ class StatusRecorder:
         documents: DocumentStore | None = None,
         now: Callable[[], str],
         on_terminal: Callable[[Job], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._events = events
         self._batches = batches
         self._documents = documents
         self._now = now
         self._on_terminal = on_terminal
+        self._metrics = metrics
 
     def __call__(self, job: Job, previous_status: str | None) -> None:
         publish_status(self._events, job, previous_status)
+        self._measure(job)
         if job.batch_id and self._batches is not None:
             self._count(job, previous_status)
         if job.status in TERMINAL_STATUSES and self._on_terminal is not None:
@@ -96,6 +111,41 @@ class StatusRecorder:
                 "paused_seconds": seconds, "at": self._now()})
         except Exception:
             log.exception("provider paused event not published", extra={"provider": provider})
+
+    def provider_refused(self, code: str) -> None:
+        """A provider refusal that does not end the job (busy, 5xx, account): counted by code, so
+        the balance alarm (KLING_1101/1102) fires while jobs wait instead of failing."""
+        if self._metrics is None:
+            return
+        try:
+            self._metrics.count("ProviderErrors", dimensions={"code": code})
+        except Exception:
+            log.exception("provider error metric not recorded", extra={"code": code})
+
+    def created(self, job: Job) -> None:
+        """A job record was just created (RECEIVED, or REJECTED at intake): its first event. Batch
+        rows are already counted by the batch record they were created with."""
+        publish_status(self._events, job, None)
+        self._measure(job)
+
+    def _measure(self, job: Job) -> None:
+        """Metrics must never break a status change that is already written."""
+        if self._metrics is None:
+            return
+        try:
+            if job.status == JobStatus.SUBMITTED:
+                latency = seconds_between(job.created_at, job.submitted_at)
+                if latency is not None:
+                    self._metrics.seconds("SubmitLatency", latency)
+            if job.terminal:
+                self._metrics.count("JobsFinished", dimensions={"status": job.status.value})
+                elapsed = seconds_between(job.created_at, job.finished_at or job.updated_at)
+                if elapsed is not None:
+                    self._metrics.seconds("TimeToTerminal", elapsed, dimensions={"status": job.status.value})
+                if job.error_code and job.error_code.startswith(PROVIDER_ERROR_PREFIXES):
+                    self._metrics.count("ProviderErrors", dimensions={"code": job.error_code})
+        except Exception:
+            log.exception("job metrics not recorded", extra={"job_id": job.job_id})
 
     def _count(self, job: Job, previous_status: str | None) -> None:
         batch = self._batches.count_transition(job.batch_id, previous_status, job.status.value, now=self._now())

@@ -295,7 +295,10 @@ class Intake:
         ids = []
         for fields in message["jobs"]:
             job = self._job_from_fields(fields)
-            current = job if self._jobs.create(job) else self._jobs.get(job.job_id)
+            created = self._jobs.create(job)
+            if created:
+                self._recorder.created(job)  # its first event (the batch already counts it)
+            current = job if created else self._jobs.get(job.job_id)
             if current is not None and current.status == JobStatus.RECEIVED:
                 ids.append(job.job_id)
         batch = self._batches.mark_chunk_expanded(message["batch_id"], int(message["chunk"]), now=iso(self._clock.now()))
@@ -313,6 +316,7 @@ class Intake:
             self._create_rejected(job_id, upload, error, variant=layer.get("variant"))
             return []
         if self._jobs.create(job):
+            self._recorder.created(job)  # RECEIVED is a status change too: users see the job appear
             return [job.job_id]
         existing = self._jobs.get(job.job_id)
         return [job.job_id] if existing and not existing.terminal else []

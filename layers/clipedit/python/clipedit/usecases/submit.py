@@ -332,6 +332,7 @@ class SubmitJob:
         if error.kind is ErrorKind.REJECTED:
             return self._move(job, JobStatus.FAILED, error_code=error.code, error_message=error.message,
                               finished_at=iso(now), wait_reason=None, next_attempt_at=None)
+        self._recorder.provider_refused(error.code)
         if error.kind is ErrorKind.THROTTLED:
             self._wait(job, f"provider {provider} throttled: {error.message}",
                        backoff_seconds(attempt, base=bp.retry_base_seconds, cap=bp.retry_max_seconds, key=job.job_id))

@@ -1,0 +1,3 @@
+from clipedit_cli.app import main
+
+main()

@@ -1,0 +1,376 @@
+"""``clipedit``: submit edits, follow them, read and manage jobs on a deployed stack or the local one."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from clipedit_cli.errors import EXIT_CODES_HELP, CliError, Exit
+
+app = typer.Typer(
+    name="clipedit", add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+    pretty_exceptions_enable=False,  # CliError is reported by main(), one line, with its exit code
+    help="Video edits on AWS with Kling O3: submit clips, watch them, fetch the results.\n\n"
+         "Targets a deployed stack (--stack NAME, or CLIPEDIT_STACK) or else the local stack started with "
+         f"`clipedit local`.\n\n{EXIT_CODES_HELP}",
+)
+console = Console(highlight=False, soft_wrap=True)  # no hard wraps: scripts grep lines
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+TERMINAL_STATES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED")
+
+
+@dataclass
+class Context:
+    stack: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    local_file: str | None = None
+    _backend: Any = field(default=None, repr=False)
+
+    def backend(self):  # type: ignore[no-untyped-def]
+        if self._backend is None:
+            from clipedit_cli.backend import Backend
+            from clipedit_cli.target import resolve_target
+
+            self._backend = Backend(resolve_target(stack=self.stack, region=self.region, profile=self.profile,
+                                                   local_file=self.local_file))
+        return self._backend
+
+    def interval(self, given: float | None) -> float:
+        if given is not None:
+            return given
+        return 0.5 if self.backend().target.kind == "local" else 3.0
+
+
+def _ctx(ctx: typer.Context) -> Context:
+    return ctx.obj
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str), flush=True)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    stack: Annotated[Optional[str], typer.Option(help="Deployed stack name (reads its outputs).", envvar="CLIPEDIT_STACK")] = None,
+    region: Annotated[Optional[str], typer.Option(help="AWS region of the stack.", envvar="AWS_REGION")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="AWS profile.", envvar="AWS_PROFILE")] = None,
+    local_file: Annotated[Optional[str], typer.Option(help="The local stack's state file (default .clipedit/local.json).",
+                                                      envvar="CLIPEDIT_LOCAL_FILE")] = None,
+) -> None:
+    ctx.obj = Context(stack=stack, region=region, profile=profile, local_file=local_file)
+
+
+# --- submit -----------------------------------------------------------------------------------
+
+
+def _parse_variant(text: str) -> dict[str, Any]:
+    """``draft`` or ``draft:mode=std,keep_audio=false`` or a JSON object."""
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise CliError(f"--variant {text!r} is not valid JSON: {error.msg}", Exit.USAGE) from None
+    name, _, rest = text.partition(":")
+    variant: dict[str, Any] = {"name": name.strip()}
+    for pair in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise CliError(f"--variant {text!r}: expected NAME[:field=value,...]", Exit.USAGE)
+        variant[key.strip()] = {"true": True, "false": False}.get(value.strip().lower(), value.strip())
+    return variant
+
+
+@app.command()
+def submit(
+    ctx: typer.Context,
+    clip: Annotated[str, typer.Argument(help="The clip: a local .mp4/.mov (uploaded), an inbox key, s3:// or https://.")],
+    prompt: Annotated[Optional[str], typer.Option(help="The edit; refer to the clip as @Video1, images as @Image1...")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="std (720p) or pro (1080p).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="o3 (kling-v3-omni) or o1.")] = None,
+    keep_audio: Annotated[Optional[bool], typer.Option("--keep-audio/--no-audio", help="Keep the soundtrack.")] = None,
+    image: Annotated[Optional[list[str]], typer.Option(help="Reference image (repeat; @Image1, @Image2... in order).")] = None,
+    element: Annotated[Optional[list[str]], typer.Option(help="Element as FRONTAL,REF[,REF...] (repeat; @Element1...).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="A preset in the inbox's presets/.")] = None,
+    spec: Annotated[Optional[Path], typer.Option(help="A manifest JSON file to start from (options override it).")] = None,
+    variant: Annotated[Optional[list[str]], typer.Option(help="NAME[:field=value,...] or JSON (repeat): one job each.")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option(help="key=value kept on the job and its events (repeat).")] = None,
+    watch_it: Annotated[bool, typer.Option("--watch", help="Follow the jobs to their end.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    timeout: Annotated[Optional[float], typer.Option(help="With --watch: give up after this many seconds.")] = None,
+) -> None:
+    """Upload a clip (and its reference images) and submit the edit; prints the job ids."""
+    from clipedit_cli.backend import load_spec, new_session
+
+    context = _ctx(ctx)
+    backend = context.backend()
+    document: dict[str, Any] = load_spec(spec) if spec else {}
+    session = new_session()
+    document["video_url"] = backend.media_ref(clip, session)
+    for name, value in (("prompt", prompt), ("mode", mode), ("model", model), ("keep_audio", keep_audio),
+                        ("preset", preset)):
+        if value is not None:
+            document[name] = value
+    if image:
+        document["image_urls"] = [backend.media_ref(i, session) for i in image]
+    if element:
+        elements = []
+        for text in element:
+            frontal, *references = [backend.media_ref(p.strip(), session) for p in text.split(",") if p.strip()]
+            elements.append({"frontal_image_url": frontal, "reference_image_urls": references})
+        document["elements"] = elements
+    if variant:
+        document["variants"] = [_parse_variant(v) for v in variant]
+    if tag:
+        tags = dict(document.get("tags") or {})
+        for pair in tag:
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise CliError(f"--tag {pair!r}: expected key=value", Exit.USAGE)
+            tags[key.strip()] = value.strip()
+        document["tags"] = tags
+    submitted = backend.submit_manifest(document, name=f"cli-{session}")
+    if as_json and not watch_it:
+        _print_json(submitted.as_dict())
+    elif not as_json:
+        for job_id in submitted.job_ids:
+            print(job_id, flush=True)
+    if watch_it:
+        _watch_and_exit(context, submitted.job_ids, as_json=as_json, interval=None, timeout=timeout,
+                        just_submitted=True)
+
+
+# --- watch, status, list ------------------------------------------------------------------------
+
+
+def _watch_and_exit(context: Context, job_ids: list[str], *, as_json: bool, interval: float | None,
+                    timeout: float | None, just_submitted: bool = False) -> None:
+    from clipedit_cli.watch import exit_for, summary_rows, watch_jobs
+
+    jobs = watch_jobs(context.backend(), job_ids, console=errors if as_json else console, as_json=as_json,
+                      interval=context.interval(interval), timeout=timeout,
+                      on_missing_seconds=None if just_submitted else 30.0)
+    if as_json:
+        _print_json({"jobs": summary_rows(jobs)})
+    else:
+        for job in jobs:
+            if job.status.value == "SUCCEEDED":
+                console.print(f"{job.job_id}  [green]SUCCEEDED[/green]  s3://{job.output_bucket}/{job.output_key}")
+            else:
+                console.print(f"{job.job_id}  [red]{job.status.value}[/red]  {job.error_code}: {job.error_message}")
+    raise typer.Exit(int(exit_for(jobs)))
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    job_ids: Annotated[Optional[list[str]], typer.Argument(metavar="[JOB]...", help="Job ids to follow.")] = None,
+    batch: Annotated[Optional[str], typer.Option(help="Follow a batch (b-...) instead.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines per change, a JSON summary at the end.")] = False,
+    interval: Annotated[Optional[float], typer.Option(help="Seconds between two reads (default 0.5 local, 3 deployed).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Give up after this many seconds (exit 6).")] = None,
+) -> None:
+    """Follow jobs (or a batch) until they finish; exit 0 only if all SUCCEEDED."""
+    context = _ctx(ctx)
+    if batch and job_ids:
+        raise CliError("give job ids or --batch, not both", Exit.USAGE)
+    if batch:
+        _watch_batch_and_exit(context, batch, as_json=as_json, interval=interval, timeout=timeout)
+    if not job_ids:
+        raise CliError("give at least one job id, or --batch ID", Exit.USAGE)
+    _watch_and_exit(context, job_ids, as_json=as_json, interval=interval, timeout=timeout)
+
+
+def _watch_batch_and_exit(context: Context, batch_id: str, *, as_json: bool, interval: float | None,
+                          timeout: float | None, file_job_id: str | None = None) -> None:
+    from clipedit_cli.watch import watch_batch
+
+    result = watch_batch(context.backend(), batch_id, console=errors if as_json else console, as_json=as_json,
+                         interval=context.interval(interval), timeout=timeout, file_job_id=file_job_id)
+    good = result["counts"].get("SUCCEEDED", 0) == result["total"]
+    if as_json:
+        _print_json(result)
+    else:
+        where = f"s3://{result.get('source_bucket')}/{result.get('results_key')}"
+        console.print(f"{batch_id}  {'[green]' if good else '[red]'}{result['terminal']}/{result['total']} finished"
+                      f"{'[/green]' if good else '[/red]'}  results: {where}")
+    raise typer.Exit(int(Exit.OK if good else Exit.JOB_NOT_SUCCEEDED))
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="JOB")],
+    as_json: Annotated[bool, typer.Option("--json", help="The whole job record as JSON.")] = False,
+) -> None:
+    """Show one job."""
+    view = _ctx(ctx).backend().job_view(job_id)
+    if as_json:
+        _print_json(view)
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
+    for name in ("job_id", "status", "input_key", "video_ref", "prompt", "mode", "model", "provider_task_id",
+                 "created_at", "submitted_at", "finished_at", "output_bucket", "output_key", "output_size",
+                 "error_code", "error_message", "batch_id", "batch_row", "variant", "retry_of"):
+        if name in view:
+            value = view[name]
+            table.add_row(name, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    console.print(table)
+
+
+@app.command(name="list")
+def list_jobs(
+    ctx: typer.Context,
+    status_filter: Annotated[Optional[str], typer.Option("--status", help="Only this status.")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Created since: 2026-11-24T10:00:00Z, 2026-11-24, or 30m/2h/7d.")] = None,
+    batch: Annotated[Optional[str], typer.Option(help="Only the rows of this batch, in row order.")] = None,
+    limit: Annotated[int, typer.Option(help="Jobs per page (1-100).")] = 50,
+    page: Annotated[Optional[str], typer.Option("--next", help="Continue from the `next` cursor of a previous page.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='JSON: {"jobs": [...], "next": cursor-or-null}.')] = False,
+) -> None:
+    """List jobs, newest first (or a batch's rows), through the table's indexes."""
+    from clipedit.usecases.queries import public_job
+
+    backend = _ctx(ctx).backend()
+    filters = dict(status=status_filter, batch=batch, since=since, limit=limit)
+    if every:
+        jobs, cursor = list(backend.all_pages(**filters)), None
+    else:
+        result = backend.list(cursor=page, **filters)
+        jobs, cursor = result.jobs, result.next_cursor
+    if as_json:
+        _print_json({"jobs": [public_job(j) for j in jobs], "next": cursor})
+        return
+    table = Table("job", "status", "created (UTC)", "clip", "result")
+    for column in table.columns[:3]:
+        column.no_wrap = True  # ids are copied from here: never cut
+    for job in jobs:
+        video = job.video_ref or {}
+        clip = (video.get("key") or video.get("url") or job.input_key).rsplit("/", 1)[-1].split("?", 1)[0]
+        if job.batch_row is not None:
+            clip += f" (row {job.batch_row})"
+        result_text = job.output_key or job.error_code or ""
+        table.add_row(job.job_id, job.status.value, job.created_at[:19].replace("T", " "), clip, result_text)
+    console.print(table)
+    if cursor:
+        console.print(f"more: clipedit list --next {cursor}" + "".join(
+            f" --{k} {v}" for k, v in (("status", status_filter), ("since", since), ("batch", batch),
+                                       ("limit", limit if limit != 50 else None)) if v))
+
+
+# --- batches, results, retries ------------------------------------------------------------------
+
+
+@app.command(name="batch")
+def batch_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A catalog: .csv or .jsonl, one job per row.")],
+    no_watch: Annotated[bool, typer.Option("--no-watch", help="Upload and print the batch id only.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    timeout: Annotated[Optional[float], typer.Option(help="Give up watching after this many seconds (exit 6).")] = None,
+) -> None:
+    """Upload a catalog batch, then watch it to the end (media the rows name must be in the inbox or at https URLs)."""
+    from clipedit.domain.keys import job_id_for
+
+    context = _ctx(ctx)
+    backend = context.backend()
+    batch_id, key, version = backend.upload_batch(file)
+    if as_json and no_watch:
+        _print_json({"batch_id": batch_id, "key": key})
+    elif not as_json:
+        console.print(f"uploaded s3://{backend.target.inbox_bucket}/{key} -> batch {batch_id}")
+    if no_watch:
+        return
+    _watch_batch_and_exit(context, batch_id, as_json=as_json, interval=None, timeout=timeout,
+                          file_job_id=job_id_for(backend.target.inbox_bucket, key, version))
+
+
+@app.command()
+def download(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="JOB")],
+    to: Annotated[Path, typer.Option(help="Directory to write the edited clip into.")] = Path("."),
+) -> None:
+    """Download a SUCCEEDED job's edited clip; prints the file's path."""
+    path = _ctx(ctx).backend().download(job_id, to)
+    print(path, flush=True)
+
+
+@app.command()
+def retry(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="JOB")],
+    watch_it: Annotated[bool, typer.Option("--watch", help="Follow the new job to its end.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run a FAILED, TIMED_OUT or REJECTED job again as a new job (the original stays as it is)."""
+    context = _ctx(ctx)
+    outcome = context.backend().retry(job_id)
+    if as_json and not watch_it:
+        _print_json(outcome.as_dict())
+    elif not as_json:
+        note = "" if outcome.created else "  (this retry had been asked for already)"
+        print(f"{outcome.job_id}{note}", flush=True)
+    if watch_it:
+        _watch_and_exit(context, [outcome.job_id], as_json=as_json, interval=None, timeout=None,
+                        just_submitted=True)
+
+
+@app.command()
+def cancel(ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="JOB")]) -> None:
+    """Cancel a running job, where its provider supports it (Kling does not: exit 5)."""
+    _print_json(_ctx(ctx).backend().cancel(job_id))
+
+
+# --- the local stack and health -----------------------------------------------------------------
+
+
+@app.command()
+def local() -> None:
+    """Run the local stack (moto, the real handlers and state machine, the Kling emulator) until Ctrl-C."""
+    from clipedit_cli.target import SOURCE_ROOT
+
+    if not (SOURCE_ROOT / "local" / "stack.py").is_file():
+        raise CliError("`clipedit local` runs from a source checkout (make venv installs it so); "
+                       f"no local/stack.py under {SOURCE_ROOT}", Exit.USAGE)
+    if str(SOURCE_ROOT) not in sys.path:
+        sys.path.insert(0, str(SOURCE_ROOT))
+    from local.stack import main as run_local_stack
+
+    run_local_stack()
+
+
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check credentials, the stack outputs, table, inbox, the provider secret and key (a harmless call)."""
+    from clipedit_cli.doctor import FAIL, run_checks
+
+    checks = run_checks(_ctx(ctx).backend().target)
+    if as_json:
+        _print_json([c.as_dict() for c in checks])
+    else:
+        marks = {"ok": "[green]ok  [/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]"}
+        for check in checks:
+            console.print(f"{marks[check.state]}  {check.name:<16} {check.detail}")
+    if any(c.state == FAIL for c in checks):
+        raise typer.Exit(int(Exit.UNHEALTHY))
+
+
+def main() -> None:
+    try:
+        app()  # click's standalone mode: usage errors exit 2, typer.Exit exits with its code
+    except CliError as error:
+        errors.print(f"clipedit: {error.message}", markup=False)
+        sys.exit(int(error.code))

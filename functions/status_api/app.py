@@ -1,0 +1,110 @@
+"""Status API function (HTTP API, IAM-authorised): read jobs and batches, submit a manifest.
+
+  GET  /jobs/{job_id}                           one job
+  GET  /jobs?status=&batch=&since=&limit=&next= a page of jobs (by-status or by-batch index)
+  POST /jobs                                    a manifest (object or list); 202 with the job ids
+  GET  /batches/{batch_id}                      a batch's progress
+
+API Gateway checks the caller's SigV4 signature and IAM permission (execute-api:Invoke) before
+this code runs; a request that arrives without an IAM identity means the route was deployed
+without the authorizer, and is refused rather than served to anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from clipedit.adapters.metrics import PowertoolsMetrics
+from clipedit.config import Settings
+from clipedit.domain.errors import SpecError
+from clipedit.usecases.queries import InvalidQuery, NotFound, public_job
+from clipedit.wiring import Container
+
+logger = Logger()
+tracer = Tracer()
+logging.getLogger("httpx").setLevel(logging.WARNING)
+container = Container(Settings.from_env(), metrics=PowertoolsMetrics())  # validated at cold start
+app = APIGatewayHttpResolver()
+MAX_MANIFEST_BODY_BYTES = 1024 * 1024
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return Response(status_code=status, content_type="application/json",
+                    body=json.dumps({"code": code, "message": message}))
+
+
+def _caller() -> dict[str, Any] | None:
+    authorizer = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    iam = authorizer.get("iam")
+    return iam if isinstance(iam, dict) and iam.get("userArn") else None
+
+
+@app.get("/jobs/<job_id>")
+def get_job(job_id: str) -> dict[str, Any]:
+    logger.set_correlation_id(job_id)
+    return public_job(container.queries.job(job_id))
+
+
+@app.get("/jobs")
+def list_jobs() -> dict[str, Any]:
+    params = app.current_event.query_string_parameters or {}
+    unknown = sorted(set(params) - {"status", "batch", "since", "limit", "next"})
+    if unknown:
+        raise InvalidQuery(f"unknown query parameter(s): {', '.join(unknown)}; use status, batch, since, limit, next")
+    page = container.queries.list(status=params.get("status"), batch=params.get("batch"),
+                                  since=params.get("since"), limit=params.get("limit"), cursor=params.get("next"))
+    return page.as_dict()
+
+
+@app.post("/jobs")
+def submit_manifest() -> Response:
+    body = app.current_event.decoded_body or ""
+    if len(body.encode()) > MAX_MANIFEST_BODY_BYTES:
+        return _error(413, "MANIFEST_TOO_LARGE", f"a manifest is at most {MAX_MANIFEST_BODY_BYTES} bytes")
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise SpecError(f"the body is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}",
+                        code="INVALID_JSON") from None
+    request_id = app.current_event.request_context.request_id
+    submitted = container.submit_manifest(document, name=request_id)
+    logger.info("manifest submitted", extra={**submitted.as_dict(), "caller": (_caller() or {}).get("userArn")})
+    return Response(status_code=202, content_type="application/json", body=json.dumps(submitted.as_dict()))
+
+
+@app.get("/batches/<batch_id>")
+def get_batch(batch_id: str) -> dict[str, Any]:
+    logger.set_correlation_id(batch_id)
+    return container.queries.batch(batch_id)
+
+
+@app.exception_handler(NotFound)
+def not_found(error: NotFound) -> Response:
+    return _error(404, error.code, error.message)
+
+
+@app.exception_handler(NotFoundError)
+def no_route(error: NotFoundError) -> Response:
+    return _error(404, "NO_SUCH_ROUTE", "routes: GET /jobs, GET /jobs/{id}, POST /jobs, GET /batches/{id}")
+
+
+@app.exception_handler([InvalidQuery, SpecError])
+def bad_request(error: InvalidQuery | SpecError) -> Response:
+    return _error(400, error.code, error.message)
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@tracer.capture_lambda_handler(capture_response=False)  # job records (prompts, keys) stay out of traces
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if not ((event.get("requestContext") or {}).get("authorizer") or {}).get("iam", {}).get("userArn"):
+        logger.error("request without an IAM identity: is the route's authorizer AWS_IAM?")
+        return {"statusCode": 403, "headers": {"content-type": "application/json"},
+                "body": json.dumps({"code": "FORBIDDEN", "message": "this API needs a SigV4-signed request "
+                                    "from an IAM identity allowed to call it (execute-api:Invoke)"})}
+    return app.resolve(event, context)
