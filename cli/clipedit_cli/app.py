@@ -325,10 +325,75 @@ def retry(
                         just_submitted=True)
 
 
+# --- operations: cancel, reconcile, dead letters ---------------------------------------------------
+
+
 @app.command()
-def cancel(ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="JOB")]) -> None:
-    """Cancel a running job, where its provider supports it (Kling does not: exit 5)."""
-    _print_json(_ctx(ctx).backend().cancel(job_id))
+def cancel(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="JOB")],
+    reason: Annotated[str, typer.Option(help="Recorded as the job's error_message.")] = "cancelled on request",
+) -> None:
+    """Cancel a job: fal jobs at any stage, Kling jobs only before Kling has them (its API cannot
+    cancel a task): exit 5 then, with the reason."""
+    _print_json(_ctx(ctx).backend().cancel(job_id, reason=reason))
+
+
+@app.command()
+def reconcile(
+    ctx: typer.Context,
+    repair: Annotated[bool, typer.Option("--repair", help="Fix what is found (default: report only).")] = False,
+    stale_after: Annotated[int, typer.Option(help="Seconds without a change before a job counts as stuck.")] = 900,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Find jobs whose record and the provider disagree (or that nothing moves any more) and, with
+    --repair, fix them through the normal paths; exit 7 when something is left unrepaired."""
+    findings = _ctx(ctx).backend().reconcile(repair=repair, stale_after_seconds=stale_after)
+    if as_json:
+        from clipedit.usecases.reconcile import summarize
+
+        _print_json({"summary": summarize(findings), "findings": [f.as_dict() for f in findings]})
+    else:
+        for f in findings:
+            console.print(f"{'repaired' if f.repaired else 'found':8} {f.job_id} [{f.status}] {f.problem} -> {f.repair}")
+        console.print(f"{len(findings)} finding(s), {sum(f.repaired for f in findings)} repaired")
+    if any(not f.repaired and not f.repair.startswith("none") for f in findings):
+        raise typer.Exit(int(Exit.UNHEALTHY))
+
+
+dlq_app = typer.Typer(help="The intake dead-letter queue: what is in it and why, and sending it back.",
+                      no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command(name="list")
+def dlq_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Dead letters with what each was about and why it failed (consumes nothing); exit 7 if any."""
+    letters = _ctx(ctx).backend().dead_letters().list(limit=limit)
+    if as_json:
+        _print_json(letters)
+    else:
+        for letter in letters:
+            console.print(f"{letter['message_id']}  {letter['about']}  received {letter['receive_count']}x: "
+                          f"{letter['reason']}")
+        console.print(f"{len(letters)} dead letter(s)")
+    if letters:
+        raise typer.Exit(int(Exit.UNHEALTHY))
+
+
+@dlq_app.command(name="redrive")
+def dlq_redrive(
+    ctx: typer.Context,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Move dead letters back to the intake queue (fix their cause first; every path is idempotent)."""
+    moved = _ctx(ctx).backend().dead_letters().redrive(limit=limit)
+    _print_json({"redriven": moved}) if as_json else console.print(f"{moved} message(s) moved back to the intake queue")
 
 
 # --- the local stack and health -----------------------------------------------------------------

@@ -15,6 +15,7 @@ from clipedit.config import Settings
 from clipedit.domain.errors import SpecError
 from clipedit.domain.job import Job
 from clipedit.domain.keys import job_id_for
+from clipedit.domain.spec import Provider
 from clipedit.usecases.queries import InvalidQuery, JobPage, NotFound, public_job
 from clipedit.usecases.retry import NotRetryable, RetryOutcome
 from clipedit.usecases.submit_manifest import SubmittedManifest
@@ -29,10 +30,16 @@ BATCH_FILE_SUFFIXES = (".csv", ".jsonl")
 class Backend:
     def __init__(self, target: Target) -> None:
         self.target = target
+        optional = {"fal_queue_base_url": target.fal_base_url, "fal_jwks_url": target.fal_jwks_url}
         settings = Settings(
             jobs_table=target.jobs_table, inbox_bucket=target.inbox_bucket, outputs_bucket=target.outputs_bucket,
             event_bus_name=target.event_bus_name, provider_secret_id=target.provider_secret_id,
             kling_api_base_url=target.provider_base_url, intake_queue_url=target.intake_queue_url,
+            dead_letter_queue_url=target.dead_letter_queue_url, default_provider=Provider(target.provider),
+            # The local emulators serve results over http on loopback; a deployed stack never does.
+            allow_http_fetch=target.kind == "local", allow_private_network_fetch=target.kind == "local",
+            **({"result_host_allowlist": ("127.0.0.1",)} if target.kind == "local" else {}),
+            **{k: v for k, v in optional.items() if v},
         )
         self.container = Container(settings, client_factory=target.client)
         self.s3 = target.client("s3")
@@ -125,16 +132,26 @@ class Backend:
         except NotRetryable as error:
             raise CliError(error.message, Exit.REFUSED) from None
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        """The one place cancellation goes through. Kling's API has no way to cancel a task, and the
-        pipeline has no CANCELLED status yet; when a provider that can cancel is wired in (fal), this
-        calls its CancelJob use case for jobs of that provider."""
-        job = self.job(job_id)
-        if job.terminal:
-            raise CliError(f"job {job_id} is already {job.status.value}; there is nothing to cancel", Exit.REFUSED)
-        raise CliError(f"cancellation is not available for this job's provider ({job.provider}): its API cannot "
-                       f"stop a task once submitted; job {job_id} stays {job.status.value} and finishes on its own",
-                       Exit.REFUSED)
+    def cancel(self, job_id: str, *, reason: str = "cancelled on request") -> dict[str, Any]:
+        """Runs the CancelJob use case: fal cancels at any stage; Kling only before it has the task."""
+        from clipedit.usecases.cancel import CancelRefused
+
+        try:
+            return self.container.cancel_job(job_id, reason=reason).as_dict()
+        except CancelRefused as refused:
+            code = Exit.NOT_FOUND if refused.code == "JOB_NOT_FOUND" else Exit.REFUSED
+            raise CliError(f"{refused.code}: {refused.message}", code) from None
+
+    # --- operations ---------------------------------------------------------------------------
+
+    def reconcile(self, *, repair: bool, stale_after_seconds: int) -> list[Any]:
+        return self.container.reconcile.run(repair=repair, stale_after_seconds=stale_after_seconds)
+
+    def dead_letters(self) -> Any:
+        if not self.target.dead_letter_queue_url:
+            raise CliError(f"{self.target.describe()} names no dead-letter queue (output DeadLetterQueueUrl)",
+                           Exit.NO_TARGET)
+        return self.container.dead_letters
 
     def download(self, job_id: str, destination: Path) -> Path:
         job = self.job(job_id)

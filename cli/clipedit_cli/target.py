@@ -42,7 +42,9 @@ class Target:
     endpoint_url: str | None = None  # the local stack's moto endpoint
     dead_letter_queue_url: str | None = None
     status_api_url: str | None = None
-    provider: str = "kling"
+    provider: str = "kling"  # the stack's default provider (jobs may name another)
+    fal_base_url: str | None = None
+    fal_jwks_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     session: Any = None
 
@@ -105,6 +107,8 @@ def _local(path: Path, probe: Callable[[str], bool]) -> Target:
         intake_queue_url=info["intake_queue_url"], event_bus_name=info["event_bus_name"],
         provider_secret_id=info["provider_secret_arn"], provider_base_url=info["provider_url"],
         dead_letter_queue_url=info.get("dead_letter_queue_url"), status_api_url=info.get("status_api_url"),
+        provider=info.get("default_provider") or "kling", fal_base_url=info.get("fal_url"),
+        fal_jwks_url=info.get("fal_jwks_url"),
         extra={"events_queue_url": info.get("events_queue_url")}, session=session,
     )
 
@@ -139,6 +143,9 @@ def _deployed(stack: str, *, region: str | None, profile: str | None) -> Target:
     fields.update({name: outputs[key] for key, name in OPTIONAL_OUTPUTS.items() if key in outputs})
     return Target(kind="stack", name=stack, region=session.region_name, session=session,
                   provider_base_url=parameters.get("KlingApiBaseUrl") or "https://api-singapore.klingai.com",
+                  provider=parameters.get("DefaultProvider") or "kling",
+                  fal_base_url=parameters.get("FalQueueBaseUrl") or None,
+                  fal_jwks_url=parameters.get("FalJwksUrl") or None,
                   extra={"stack_status": description.get("StackStatus"), "outputs": outputs}, **fields)
 
 

@@ -231,7 +231,7 @@ def test_a_kling_job_already_with_kling_cannot_be_cancelled(stack, client, emula
     assert client.job(job_id)["status"] in ("SUBMITTED", "PROCESSING")
 
 
-def test_the_cancel_tool_cancels_a_fal_job_of_the_running_local_stack(stack, client, sample_clip):
+def test_clipedit_cancel_cancels_a_fal_job_of_the_running_local_stack(stack, client, sample_clip):
     import os
     import subprocess
     import sys
@@ -244,16 +244,19 @@ def test_the_cancel_tool_cancels_a_fal_job_of_the_running_local_stack(stack, cli
         set_knobs(fal, processing_seconds=30.0)
         job_id = upload(client, sample_clip, Provider("fal", fal), "cancel/tool.mp4")
         client.wait_for_job(job_id, statuses={"SUBMITTED", "PROCESSING"})
-        # A clean environment: everything the tool needs comes from the stack's local.json.
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{root / 'layers/clipedit/python'}:{root}"}
-        run = subprocess.run([sys.executable, "-m", "tools.cancel", "--local", "--info", str(stack.info_path), job_id],
-                             cwd=root, env=env, capture_output=True, text=True, timeout=120)
+        # A clean environment: everything the command needs comes from the stack's local.json.
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+               "PYTHONPATH": f"{root / 'cli'}:{root / 'layers/clipedit/python'}",
+               "CLIPEDIT_LOCAL_FILE": str(stack.info_path)}
+        command = [sys.executable, "-m", "clipedit_cli", "cancel", job_id]
+        run = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr[-2000:]
-        assert json.loads(run.stdout.strip().splitlines()[-1])["status"] == "CANCELLED"
+        assert json.loads(run.stdout)["status"] == "CANCELLED"
         assert client.job(job_id)["status"] == "CANCELLED"
-        again = subprocess.run([sys.executable, "-m", "tools.cancel", "--local", "--info", str(stack.info_path),
-                                job_id], cwd=root, env=env, capture_output=True, text=True, timeout=120)
-        assert again.returncode == 1 and json.loads(again.stdout)["refused"] == "JOB_ALREADY_FINISHED"
+        (task,) = Provider("fal", fal).tasks_for(job_id)
+        assert task["cancel_requested"]  # the provider request was cancelled, not just our record
+        again = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 5 and "JOB_ALREADY_FINISHED" in again.stderr
     finally:
         fal.settings = original
 

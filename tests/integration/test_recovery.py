@@ -1,6 +1,7 @@
-"""Stuck work on the local stack: the reconcile command finds jobs whose record and the provider
+"""Stuck work on the local stack: ``clipedit reconcile`` finds jobs whose record and the provider
 disagree and repairs them through the normal paths; the dead-letter queue keeps each message's
-reason and can be redriven. Driven through ``python -m ops`` (its ``run`` function)."""
+reason, and ``clipedit dlq list|redrive`` shows and sends it back. The command runs in-process
+against the stack's state file, as a user's terminal would."""
 
 from __future__ import annotations
 
@@ -17,17 +18,27 @@ from tests.conftest import set_knobs
 
 @pytest.fixture
 def container(stack):
+    """The functions' own wiring, for arranging states (and reading slots) in the tests."""
     from clipedit.config import Settings
     from clipedit.wiring import Container
 
-    env = dict(os.environ, DEAD_LETTER_QUEUE_URL=stack.info["dead_letter_queue_url"])
-    return Container(Settings.from_env(env))
+    return Container(Settings.from_env(dict(os.environ)))
 
 
-def ops(container, *argv):
-    from ops.__main__ import run
+@pytest.fixture
+def ops(stack):
+    """``clipedit --local-file <the stack's> ARGS --json``: returns (exit code, parsed JSON)."""
+    from typer.testing import CliRunner
 
-    return run(["--local", "--json", *argv], container=container)
+    from clipedit_cli.app import app
+
+    def run(*argv):
+        *command, last = argv
+        result = CliRunner().invoke(app, ["--local-file", str(stack.info_path), *argv, "--json"])
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        return result.exit_code, json.loads(result.stdout)
+
+    return run
 
 
 def backdate(client, job_id, seconds):
@@ -54,7 +65,7 @@ def queued_job(client, sample_clip, key, *, attempts=0):
 
 
 def test_a_job_whose_poller_died_after_the_provider_finished_is_finalized(stack, client, emulator, sample_clip,
-                                                                           container, capsys):
+                                                                           container, ops):
     set_knobs(emulator, processing_seconds=0.5, drop_callback_rate=1.0)
     job_id = client.upload_clip(sample_clip, "incoming/recovery/poller-died.mp4", {"prompt": "Make it snow."})
     job = client.wait_for_job(job_id, statuses={"SUBMITTED", "PROCESSING"})
@@ -64,32 +75,31 @@ def test_a_job_whose_poller_died_after_the_provider_finished_is_finalized(stack,
     emulator.wait_for_status(job["provider_task_id"], "succeed", timeout=30)
     backdate(client, job_id, 3600)
 
-    assert ops(container, "reconcile") == 1  # found, not repaired
-    report = json.loads(capsys.readouterr().out)
+    code, report = ops("reconcile")
+    assert code == 7  # found, not repaired
     (finding,) = [f for f in report["findings"] if f["job_id"] == job_id]
     assert finding["problem"] == "the provider finished but the record did not" and finding["provider"] == "succeed"
     assert client.job(job_id)["status"] in ("SUBMITTED", "PROCESSING")  # a report changes nothing
 
-    ops(container, "reconcile", "--repair")
-    assert [f["repaired"] for f in json.loads(capsys.readouterr().out)["findings"] if f["job_id"] == job_id] == [True]
+    code, report = ops("reconcile", "--repair")
+    assert [f["repaired"] for f in report["findings"] if f["job_id"] == job_id] == [True]
     job = client.job(job_id)
     assert (job["status"], job["finalized_by"]) == ("SUCCEEDED", "poller")
     assert client.s3.head_object(Bucket=job["output_bucket"], Key=job["output_key"])["ContentLength"] > 0
 
 
-def test_a_queued_job_whose_message_was_lost_is_resubmitted_once(stack, client, emulator, sample_clip, container,
-                                                                 capsys):
+def test_a_queued_job_whose_message_was_lost_is_resubmitted_once(stack, client, emulator, sample_clip, container, ops):
     set_knobs(emulator, processing_seconds=0.2)
     job_id = queued_job(client, sample_clip, "incoming/recovery/lost-message.mp4")
-    ops(container, "reconcile", "--repair")
-    (finding,) = [f for f in json.loads(capsys.readouterr().out)["findings"] if f["job_id"] == job_id]
+    code, report = ops("reconcile", "--repair")
+    (finding,) = [f for f in report["findings"] if f["job_id"] == job_id]
     assert finding["repaired"] and "no retry scheduled" in finding["problem"]
     assert client.wait_for_job(job_id, timeout=60)["status"] == "SUCCEEDED"
     assert [t["external_task_id"] for t in emulator.tasks()].count(job_id) == 1
 
 
 def test_a_queued_job_whose_task_exists_is_adopted_not_submitted_again(stack, client, emulator, sample_clip,
-                                                                       container, capsys):
+                                                                       container, ops):
     set_knobs(emulator, processing_seconds=0.2)
     job_id = queued_job(client, sample_clip, "incoming/recovery/lost-answer.mp4", attempts=1)
     # The lost attempt: the provider has the task, our record never learnt it.
@@ -99,24 +109,24 @@ def test_a_queued_job_whose_task_exists_is_adopted_not_submitted_again(stack, cl
                                             "incoming/recovery/lost-answer.mp4", "", "").input, 3600)
     container.provider.submit(EditRequest(external_id=job_id, prompt="Make it a sunset.", video_url=url, model="o3",
                                           mode="std", keep_audio=True))
-    ops(container, "reconcile", "--repair")
-    (finding,) = [f for f in json.loads(capsys.readouterr().out)["findings"] if f["job_id"] == job_id]
+    code, report = ops("reconcile", "--repair")
+    (finding,) = [f for f in report["findings"] if f["job_id"] == job_id]
     assert finding["provider"].startswith("task ") and "the provider has task" in finding["problem"]
     job = client.wait_for_job(job_id, timeout=60)
     assert job["status"] == "SUCCEEDED"
     assert [t["external_task_id"] for t in emulator.tasks()].count(job_id) == 1  # adopted, not duplicated
 
 
-def test_a_slot_held_by_a_finished_job_is_freed(stack, client, container, capsys):
+def test_a_slot_held_by_a_finished_job_is_freed(stack, client, container, ops):
     container.guard.acquire_slot("kling", "j-finished-long-ago", limit=1000)
-    ops(container, "reconcile", "--repair")
-    findings = json.loads(capsys.readouterr().out)["findings"]
+    code, report = ops("reconcile", "--repair")
+    findings = report["findings"]
     assert {"job_id": "j-finished-long-ago", "status": "MISSING", "provider": None,
             "problem": "holds a kling slot but is finished", "repair": "free the slot", "repaired": True} in findings
     assert "j-finished-long-ago" not in container.guard.slot_holders("kling")
 
 
-def test_a_dead_letter_keeps_its_reason_and_is_redriven(stack, client, emulator, sample_clip, container, capsys):
+def test_a_dead_letter_keeps_its_reason_and_is_redriven(stack, client, emulator, sample_clip, container, ops):
     set_knobs(emulator, processing_seconds=0.2)
     sqs = client.sqs
     # A submit message for a job that does not exist yet fails every receive, then dead-letters.
@@ -131,23 +141,15 @@ def test_a_dead_letter_keeps_its_reason_and_is_redriven(stack, client, emulator,
     while dead_letters() == 0:
         assert time.monotonic() < deadline, "the message never reached the DLQ"
         time.sleep(0.5)  # SQS offers no event for "moved to the DLQ": a bounded poll
-    assert ops(container, "dlq", "list") == 1
-    (letter,) = [d for d in json.loads(capsys.readouterr().out) if d["about"] == "submit j-recovery-late"]
+    code, letters = ops("dlq", "list")
+    assert code == 7
+    (letter,) = [d for d in letters if d["about"] == "submit j-recovery-late"]
     assert "j-recovery-late does not exist yet" in letter["reason"] and letter["receive_count"] >= 5
 
     job_id = queued_job(client, sample_clip, "incoming/recovery/late.mp4")  # the job now exists
     assert job_id == "j-recovery-late"
-    assert ops(container, "dlq", "redrive") == 0
-    assert json.loads(capsys.readouterr().out)["redriven"] >= 1
+    code, moved = ops("dlq", "redrive")
+    assert code == 0 and moved["redriven"] >= 1
     assert client.wait_for_job(job_id, timeout=60)["status"] == "SUCCEEDED"
-    ops(container, "dlq", "list")
-    assert [d for d in json.loads(capsys.readouterr().out) if d["about"] == "submit j-recovery-late"] == []
-
-
-def test_the_local_target_reads_the_running_stack(stack):
-    from ops.target import TargetError, local_environment
-
-    env = local_environment(stack.info_path)
-    assert env["JOBS_TABLE"] == stack.info["jobs_table"] and env["AWS_ENDPOINT_URL"] == stack.info["endpoint_url"]
-    with pytest.raises(TargetError, match="make local"):
-        local_environment(stack.info_path.with_name("missing.json"))
+    code, letters = ops("dlq", "list")
+    assert [d for d in letters if d["about"] == "submit j-recovery-late"] == []
