@@ -151,3 +151,25 @@ def test_every_documented_kling_code_has_exactly_one_handling():
     assert set(KLING_ERRORS) == documented
     assert {c for c, r in KLING_ERRORS.items() if r.kind is ErrorKind.THROTTLED} == {1302, 1303}
     assert {c for c, r in KLING_ERRORS.items() if r.kind is ErrorKind.ACCOUNT} >= {1101, 1102}
+
+
+def test_the_published_event_schemas_know_every_status_and_the_paused_event():
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    schemas = Path(__file__).resolve().parents[2] / "events" / "schemas"
+    job = json.loads((schemas / "job-status-changed.schema.json").read_text())
+    statuses = {s.value for s in JobStatus}
+    assert set(job["$defs"]["status"]["enum"]) == statuses
+    batch = json.loads((schemas / "batch-completed.schema.json").read_text())
+    assert set(batch["properties"]["counts"]["propertyNames"]["enum"]) == statuses
+
+    world = World(backpressure=replace(SETTINGS, concurrency_limit=10))
+    world.provider.submit_errors.append(ProviderError("Kling error 1102: pack used up", provider_code=1102,
+                                                      kind=ErrorKind.ACCOUNT, code="KLING_1102"))
+    upload(world, "a")
+    (paused,) = [detail for kind, detail in world.events.published if kind == "Provider Paused"]
+    validator = jsonschema.Draft202012Validator(json.loads((schemas / "provider-paused.schema.json").read_text()))
+    validator.validate(paused)
