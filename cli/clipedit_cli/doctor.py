@@ -130,7 +130,35 @@ def check_kling(target: Target, secret: dict[str, Any]) -> Check:
     return Check("provider key", OK, f"Kling at {where} accepted the key")
 
 
-PROVIDER_CHECKS: dict[str, Callable[[Target, dict[str, Any]], Check]] = {"kling": check_kling}
+def check_fal(target: Target, secret: dict[str, Any]) -> Check:
+    """Ask fal's queue for the status of a request that cannot exist: 404 proves the key is
+    accepted, 401/403 that it is not (or the account is out of credit). Creates nothing."""
+    import httpx
+
+    from clipedit.adapters.fal import QUEUE_BASE_URL, FalCredentials, FalProvider
+    from clipedit.domain.errors import ProviderError
+    from clipedit.domain.provider_errors import ErrorKind
+
+    try:
+        credentials = FalCredentials.from_secret(secret)
+    except ProviderError as error:
+        return Check("fal key", FAIL, error.message)
+    where = target.fal_base_url or QUEUE_BASE_URL
+    provider = FalProvider(lambda: credentials, httpx.Client(timeout=httpx.Timeout(10.0)), where)
+    try:
+        provider.get_task(f"clipedit-doctor-{uuid.uuid4().hex[:12]}")
+    except ProviderError as error:
+        if error.kind is ErrorKind.ACCOUNT:
+            return Check("fal key", FAIL, f"fal at {where} refused the key ({error.message})")
+        if error.code == "FAL_NOT_FOUND":
+            return Check("fal key", OK, f"fal at {where} accepted the key (a made-up request is not found)")
+        return Check("fal key", WARN, f"fal at {where}: {error.message}")
+    return Check("fal key", OK, f"fal at {where} accepted the key")
+
+
+PROVIDER_CHECKS: dict[str, Callable[[Target, dict[str, Any]], Check]] = {"kling": check_kling, "fal": check_fal}
+# Which secret fields show that a provider is meant to be used (then its key is checked too).
+PROVIDER_SECRET_FIELDS = {"kling": ("access_key", "api_key"), "fal": ("fal_key",)}
 
 
 def run_checks(target: Target) -> list[Check]:
@@ -140,11 +168,11 @@ def run_checks(target: Target) -> list[Check]:
     checks += [check_outputs(target), check_table(target), check_inbox(target)]
     secret_check, secret = read_secret(target)
     checks.append(secret_check)
-    provider_check = PROVIDER_CHECKS.get(target.provider)
     if secret is None:
         checks.append(Check("provider key", FAIL, "not checked: the secret has no credentials"))
-    elif provider_check is None:
-        checks.append(Check("provider key", WARN, f"no check for provider {target.provider!r} yet"))
-    else:
-        checks.append(provider_check(target, secret))
+        return checks
+    # The default provider's key always; the other's when the secret holds one.
+    for name, provider_check in PROVIDER_CHECKS.items():
+        if name == target.provider or any(secret.get(f) for f in PROVIDER_SECRET_FIELDS[name]):
+            checks.append(provider_check(target, secret))
     return checks

@@ -146,6 +146,7 @@ def test_doctor_checks_everything_on_the_local_stack(cli):
     assert code == 0, err
     assert all(c["state"] == "ok" for c in checks.values()), checks
     assert "accepted the key" in checks["provider key"]["detail"]
+    assert "accepted the key" in checks["fal key"]["detail"]  # the local secret holds both providers' keys
     assert "secret_key" in checks["provider secret"]["detail"] and "local-secret-key" not in out
 
 
@@ -157,6 +158,18 @@ def test_doctor_tells_a_refused_key_from_a_good_one(stack):
     refused = check_kling(target, {"access_key": "not-the-key", "secret_key": "not-the-secret-either-0123456789abcdef"})
     assert refused.state == "fail" and "refused the key (Kling error 100" in refused.detail  # 1000-1004: auth
     assert check_kling(target, {"access_key": "", "secret_key": ""}).state == "fail"
+
+
+def test_doctor_tells_a_refused_fal_key_from_a_good_one(stack):
+    from clipedit_cli.doctor import check_fal
+    from clipedit_cli.target import resolve_target
+    from local.stack import LOCAL_FAL_KEY
+
+    target = resolve_target(local_file=str(stack.options.state_dir / "local.json"))
+    assert check_fal(target, {"fal_key": LOCAL_FAL_KEY}).state == "ok"
+    refused = check_fal(target, {"fal_key": "not-the:key"})
+    assert refused.state == "fail" and "refused the key" in refused.detail
+    assert check_fal(target, {}).state == "fail"  # no fal key in the secret
 
 
 @pytest.mark.parametrize("args, code, message", [
