@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from local import media
 from local.kling_emulator import (
+    seeded_chance,
     MAX_PROMPT_CHARS,
     MAX_REFERENCES_WITH_VIDEO,
     RENDER_WORKERS,
@@ -601,8 +602,4 @@ class FalEmulator:
             return self._chance_locked(rate)
 
     def _chance_locked(self, rate: float) -> bool:
-        if rate <= 0.0:
-            return False
-        if rate >= 1.0:
-            return True
-        return self._rng.random() < rate
+        return seeded_chance(self._rng, rate)

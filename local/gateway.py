@@ -90,7 +90,10 @@ class CallbackGateway:
         if length > MAX_BODY_BYTES:
             self._reply(request, 413, {"message": "Request Entity Too Large"})
             return
-        body = request.rfile.read(length) if length else b""
+        self._route(request, request.rfile.read(length) if length else b"")
+
+    def _route(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+        """The request (body read, size checked) to an event for the function."""
         event = http_api_event(request.command, request.path, dict(request.headers), body)
         if event is None:
             self._reply(request, 404, {"message": "Not Found"})

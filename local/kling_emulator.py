@@ -267,6 +267,15 @@ class EmulatorSettings:
 # Errors and tasks
 
 
+def seeded_chance(rng: random.Random, rate: float) -> bool:
+    """One fault decision: rates 0 and 1 draw nothing, so they never shift a seeded sequence."""
+    if rate <= 0.0:
+        return False
+    if rate >= 1.0:
+        return True
+    return rng.random() < rate
+
+
 class ApiError(Exception):
     """An error answer in Kling's shape: `{"code", "message", "request_id"}` with an HTTP status."""
 
@@ -1266,11 +1275,7 @@ class KlingEmulator:
             return self._chance_locked(rate)
 
     def _chance_locked(self, rate: float) -> bool:
-        if rate <= 0.0:
-            return False
-        if rate >= 1.0:
-            return True
-        return self._rng.random() < rate
+        return seeded_chance(self._rng, rate)
 
     def _serve_result(self, req: _Handler, method: str, path: str) -> None:
         if method not in ("GET", "HEAD"):

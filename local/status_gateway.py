@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from local.gateway import MAX_BODY_BYTES, CallbackGateway
+from local.gateway import CallbackGateway
 
 ACCOUNT = "123456789012"
 ROUTES = [
@@ -105,13 +105,7 @@ class StatusApiGateway(CallbackGateway):
         self._secrets = dict(secrets)
         self._region = region
 
-    def _serve(self, request: BaseHTTPRequestHandler) -> None:
-        self.requests += 1
-        length = int(request.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._reply(request, 413, {"message": "Request Entity Too Large"})
-            return
-        body = request.rfile.read(length) if length else b""
+    def _route(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
         headers = {k.lower(): v for k, v in request.headers.items()}
         url = f"http://{headers.get('host', 'localhost')}{request.path}"
         access_key = signed_by(request.command, url, headers, body, self._secrets, region=self._region)

@@ -96,6 +96,7 @@ def submit(
     prompt: Annotated[Optional[str], typer.Option(help="The edit; refer to the clip as @Video1, images as @Image1...")] = None,
     mode: Annotated[Optional[str], typer.Option(help="std (720p) or pro (1080p).")] = None,
     model: Annotated[Optional[str], typer.Option(help="o3 (kling-v3-omni) or o1.")] = None,
+    provider: Annotated[Optional[str], typer.Option(help="kling or fal (default: the stack's DefaultProvider).")] = None,
     keep_audio: Annotated[Optional[bool], typer.Option("--keep-audio/--no-audio", help="Keep the soundtrack.")] = None,
     image: Annotated[Optional[list[str]], typer.Option(help="Reference image (repeat; @Image1, @Image2... in order).")] = None,
     element: Annotated[Optional[list[str]], typer.Option(help="Element as FRONTAL,REF[,REF...] (repeat; @Element1...).")] = None,
@@ -115,8 +116,8 @@ def submit(
     document: dict[str, Any] = load_spec(spec) if spec else {}
     session = new_session()
     document["video_url"] = backend.media_ref(clip, session)
-    for name, value in (("prompt", prompt), ("mode", mode), ("model", model), ("keep_audio", keep_audio),
-                        ("preset", preset)):
+    for name, value in (("prompt", prompt), ("mode", mode), ("model", model), ("provider", provider),
+                        ("keep_audio", keep_audio), ("preset", preset)):
         if value is not None:
             document[name] = value
     if image:
@@ -217,7 +218,7 @@ def status(
         _print_json(view)
         return
     table = Table(show_header=False, box=None, pad_edge=False)
-    for name in ("job_id", "status", "input_key", "video_ref", "prompt", "mode", "model", "provider_task_id",
+    for name in ("job_id", "status", "input_key", "video_ref", "prompt", "provider", "mode", "model", "provider_task_id",
                  "created_at", "submitted_at", "finished_at", "output_bucket", "output_key", "output_size",
                  "error_code", "error_message", "batch_id", "batch_row", "variant", "retry_of"):
         if name in view:

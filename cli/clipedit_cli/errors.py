@@ -14,13 +14,13 @@ class Exit(IntEnum):
     NOT_FOUND = 4  # no such job or batch
     REFUSED = 5  # not possible for this job (retry a running job, cancel on Kling, download a failure)
     TIMEOUT = 6  # --timeout passed before the jobs finished
-    UNHEALTHY = 7  # doctor found a problem
+    UNHEALTHY = 7  # doctor, reconcile or dlq list found a problem
 
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 a watched job ended FAILED/TIMED_OUT/REJECTED; 2 bad usage or input; "
     "3 no reachable stack; 4 no such job or batch; 5 not possible for this job; 6 --timeout reached; "
-    "7 doctor found a problem."
+    "7 doctor, reconcile or dlq list found a problem."
 )
 
 
