@@ -198,43 +198,6 @@ def output_versions(client: Any, bucket: str) -> tuple[Counter[str], int]:
     return owners, unowned
 
 
-def idle_slots(intervals: list[tuple[float, float | None, float, float]], gate: int, t0: float, t1: float) -> dict[str, float]:
-    """From the records: how much of the gate's capacity (G x wall) sat unused while work waited.
-
-    Each job holds a slot from SUBMITTED to terminal (a slight under-estimate: the slot is taken just
-    before the create call and freed just after the terminal write). "waiting at the gate" = QUEUED
-    and not yet SUBMITTED; "not yet submitted" also counts jobs still in the intake backlog (uploaded,
-    S3 notification not yet handled)."""
-    changes: list[tuple[float, int, int, int]] = []  # (time, d holders, d at gate, d not submitted)
-    for uploaded, queued, submitted, ended in intervals:
-        changes += [(uploaded, 0, 0, 1), (submitted, 1, 0, -1), (ended, -1, 0, 0)]
-        if queued is not None and queued <= submitted:
-            changes += [(queued, 0, 1, 0), (submitted, 0, -1, 0)]
-    changes.sort()
-    holders = at_gate = pending = 0
-    idle_gate = idle_pending = seconds_gate = 0.0
-    previous = t0
-    for when, d_hold, d_gate, d_pending in changes:
-        when = min(max(when, t0), t1)
-        span = when - previous
-        free = max(0, gate - holders)
-        if span > 0 and free:
-            if at_gate:
-                idle_gate += free * span
-                seconds_gate += span
-            if pending:
-                idle_pending += free * span
-        previous = when
-        holders += d_hold
-        at_gate += d_gate
-        pending += d_pending
-    capacity = gate * (t1 - t0) or 1.0
-    return {"slot_seconds_capacity": round(capacity, 1),
-            "idle_slot_share_while_jobs_waited_at_gate": round(idle_gate / capacity, 3),
-            "seconds_with_a_free_slot_and_a_job_at_gate": round(seconds_gate, 1),
-            "idle_slot_share_while_jobs_not_yet_submitted": round(idle_pending / capacity, 3)}
-
-
 def run(args: argparse.Namespace, clip: bytes, work: Path) -> dict[str, Any]:
     from local.client import LocalClient
 
@@ -330,7 +293,6 @@ def run(args: argparse.Namespace, clip: bytes, work: Path) -> dict[str, Any]:
         latencies: list[float] = []
         terminal_at: list[float] = []
         slot_seconds: list[float] = []
-        intervals: list[tuple[float, float | None, float, float]] = []
         stages: dict[str, list[float]] = defaultdict(list)
         lost_examples, duplicated_examples, inconsistent = [], [], []
         lost = duplicated = 0
@@ -369,14 +331,12 @@ def run(args: argparse.Namespace, clip: bytes, work: Path) -> dict[str, Any]:
             latencies.append(end - started)
             if "SUBMITTED" in at:
                 slot_seconds.append(end - at["SUBMITTED"])
-                intervals.append((started, at.get("QUEUED"), at["SUBMITTED"], end))
             previous, previous_t = "upload", started
             for s in ("RECEIVED", "QUEUED", "SUBMITTED", "PROCESSING", status):
                 if s in at:
                     stages[f"{previous}->{s}"].append(at[s] - previous_t)
                     previous, previous_t = s, at[s]
         t_end = max(terminal_at) if terminal_at else time.time()
-        idle = idle_slots(intervals, args.gate, t0, t_end)
         wall = t_end - t0
         done = len(terminal_at)
         mean_slot = sum(slot_seconds) / len(slot_seconds) if slot_seconds else float("nan")
@@ -396,7 +356,6 @@ def run(args: argparse.Namespace, clip: bytes, work: Path) -> dict[str, Any]:
             "latency_p50_s": round(percentile(latencies, 50), 2), "latency_p95_s": round(percentile(latencies, 95), 2),
             "latency_max_s": round(max(latencies), 2) if latencies else None,
             "mean_slot_s": round(mean_slot, 3), "gate_ceiling_jobs_per_s": round(gate_ceiling, 3),
-            "idle_slots": idle,
             "statuses": dict(statuses), "lost": lost, "duplicated": duplicated,
             "lost_examples": lost_examples, "duplicated_examples": duplicated_examples,
             "inconsistent_with_provider": len(inconsistent), "inconsistent_examples": inconsistent[:5],
@@ -495,11 +454,6 @@ def main(argv: list[str] | None = None) -> int:
     ]
     notes.append(f"machine: {__import__('os').cpu_count()} cores; process CPU {r['process_cpu_s']} s during the run; "
                  f"peak RSS {r['peak_rss_mb']} MB")
-    notes.append(f"gate capacity unused (G x wall = {r['idle_slots']['slot_seconds_capacity']} slot-s): "
-                 f"{r['idle_slots']['idle_slot_share_while_jobs_not_yet_submitted']:.0%} while uploaded jobs were not yet "
-                 f"submitted, {r['idle_slots']['idle_slot_share_while_jobs_waited_at_gate']:.0%} while a QUEUED job waited "
-                 f"at the gate ({r['idle_slots']['seconds_with_a_free_slot_and_a_job_at_gate']} s of wall time with a free "
-                 "slot and a job at the gate; a slot counts as held from SUBMITTED to terminal)")
     notes.append(f"stage medians (s): {r['stage_median_s']}")
     notes.append(f"stage p95 (s): {r['stage_p95_s']}")
     notes.append("Lambda invocations: " + "; ".join(f"{k} x{v['count']} ({v['per_job']}/job, median {v['median_ms']} ms, "
