@@ -59,6 +59,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from local import media
 from local.kling_emulator import (
     seeded_chance,
+    stop_workers,
     MAX_PROMPT_CHARS,
     MAX_REFERENCES_WITH_VIDEO,
     RENDER_WORKERS,
@@ -195,12 +196,7 @@ class FalEmulator:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-        self._render_pool.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + 15
-        for thread in list(self._threads):
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self._render_pool.shutdown(wait=True)
-        self._webhook_pool.shutdown(wait=True, cancel_futures=True)
+        stop_workers(self._render_pool, self._threads, self._webhook_pool)
         self._http.close()
         if self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)

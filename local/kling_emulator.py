@@ -267,6 +267,18 @@ class EmulatorSettings:
 # Errors and tasks
 
 
+def stop_workers(render_pool: ThreadPoolExecutor, threads: Iterable[threading.Thread],
+                 callback_pool: ThreadPoolExecutor) -> None:
+    """Cancel queued renders so the task threads waiting on them return, wait for those threads
+    (15 s at most in all), then let in-flight callbacks finish."""
+    render_pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + 15
+    for thread in list(threads):
+        thread.join(max(0.0, deadline - time.monotonic()))
+    render_pool.shutdown(wait=True)
+    callback_pool.shutdown(wait=True, cancel_futures=True)
+
+
 def seeded_chance(rng: random.Random, rate: float) -> bool:
     """One fault decision: rates 0 and 1 draw nothing, so they never shift a seeded sequence."""
     if rate <= 0.0:
@@ -975,13 +987,7 @@ class KlingEmulator:
         self._server.server_close()
         if self._serve_thread is not None:
             self._serve_thread.join()
-        # Cancel queued renders so task threads waiting on them return, then wait for the threads.
-        self._render_pool.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + 15
-        for thread in list(self._task_threads):
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self._render_pool.shutdown(wait=True)
-        self._callback_pool.shutdown(wait=True, cancel_futures=True)
+        stop_workers(self._render_pool, self._task_threads, self._callback_pool)
         self._http.close()
         with self._cond:
             self._cond.notify_all()
