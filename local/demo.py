@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["CLIPEDIT_DEFAULT_PROVIDER"] = args.provider  # the DefaultProvider stack parameter
 
     from local.client import LocalClient
-    from local.media import make_sample_clip, probe
+    from local.media import make_sample_clip
     from local.stack import LocalStack
 
     def say(message: str) -> None:
@@ -68,26 +68,35 @@ def main(argv: list[str] | None = None) -> int:
             say(f"  [{time.monotonic() - started:6.1f} s]{label} {job['status']}{extra}")
 
         if args.spec:
-            return _run_spec(client, args, clip, progress, say)
-        key = f"{stack.info['incoming_prefix']}demo/{clip.name}"
-        job_id = client.upload_clip(clip, key, {"prompt": args.prompt, "mode": args.mode, "keep-audio": args.keep_audio})
-        say(f"uploaded s3://{stack.info['inbox_bucket']}/{key} -> job {job_id}")
-
-        job = client.wait_for_job(job_id, timeout=args.timeout, on_change=progress)
-        if job["status"] == "SUCCEEDED":
-            local_path = client.download_output(job, args.out / f"{clip.stem}.edited.mp4")
-            job["local_path"] = str(local_path)
-            before, after = probe(clip), probe(local_path)
-            say(f"edited clip: {local_path} ({job['output_size']} bytes, s3://{job['output_bucket']}/{job['output_key']})")
-            say(f"  input : {before['width']}x{before['height']} {before['fps']:.0f} fps {before['duration_seconds']:.1f} s "
-                f"audio={before['has_audio']} mean RGB={before['mean_rgb']}")
-            say(f"  output: {after['width']}x{after['height']} {after['fps']:.0f} fps {after['duration_seconds']:.1f} s "
-                f"audio={after['has_audio']} mean RGB={after['mean_rgb']}")
-    print(json.dumps(job, sort_keys=True, default=str))
-    return 0 if job["status"] == "SUCCEEDED" else 1
+            record, code = _run_spec(client, args, clip, progress, say)
+        else:
+            record, code = _run_clip(stack, client, args, clip, progress, say)
+    # Printed once the stack has stopped, so no late handler log line can follow it on stdout.
+    print(json.dumps(record, sort_keys=True, default=str))
+    return code
 
 
-def _run_spec(client, args, clip: Path, progress, say) -> int:  # type: ignore[no-untyped-def]
+def _run_clip(stack, client, args, clip: Path, progress, say) -> tuple[dict, int]:  # type: ignore[no-untyped-def]
+    """Upload the clip under incoming/demo/ with the prompt as metadata, and follow its job."""
+    from local.media import probe
+
+    key = f"{stack.info['incoming_prefix']}demo/{clip.name}"
+    job_id = client.upload_clip(clip, key, {"prompt": args.prompt, "mode": args.mode, "keep-audio": args.keep_audio})
+    say(f"uploaded s3://{stack.info['inbox_bucket']}/{key} -> job {job_id}")
+    job = client.wait_for_job(job_id, timeout=args.timeout, on_change=progress)
+    if job["status"] == "SUCCEEDED":
+        local_path = client.download_output(job, args.out / f"{clip.stem}.edited.mp4")
+        job["local_path"] = str(local_path)
+        before, after = probe(clip), probe(local_path)
+        say(f"edited clip: {local_path} ({job['output_size']} bytes, s3://{job['output_bucket']}/{job['output_key']})")
+        say(f"  input : {before['width']}x{before['height']} {before['fps']:.0f} fps {before['duration_seconds']:.1f} s "
+            f"audio={before['has_audio']} mean RGB={before['mean_rgb']}")
+        say(f"  output: {after['width']}x{after['height']} {after['fps']:.0f} fps {after['duration_seconds']:.1f} s "
+            f"audio={after['has_audio']} mean RGB={after['mean_rgb']}")
+    return job, 0 if job["status"] == "SUCCEEDED" else 1
+
+
+def _run_spec(client, args, clip: Path, progress, say) -> tuple[dict, int]:  # type: ignore[no-untyped-def]
     """Upload the manifest's local media, then the manifest under jobs/demo/, and follow its jobs."""
     from local.media import probe
 
@@ -125,8 +134,7 @@ def _run_spec(client, args, clip: Path, progress, say) -> int:  # type: ignore[n
                 f"{after['width']}x{after['height']} audio={after['has_audio']} mean RGB={after['mean_rgb']}")
     ok = bool(jobs) and all(job["status"] == "SUCCEEDED" for job in jobs)
     record = jobs[0] if len(jobs) == 1 else {"status": "SUCCEEDED" if ok else "FAILED", "jobs": jobs}
-    print(json.dumps(record, sort_keys=True, default=str))
-    return 0 if ok else 1
+    return record, 0 if ok else 1
 
 
 if __name__ == "__main__":
