@@ -76,13 +76,13 @@ def test_two_hundred_jobs_under_faults_end_exactly_once(chaos_stack, sample_clip
                for i in range(JOBS)]
     assert len(set(job_ids)) == JOBS
 
-    deadline = time.monotonic() + 420
+    deadline = time.monotonic() + 900  # a bound for slow machines, not a timing check
     while True:
         jobs = _all_jobs(client, "incoming/chaos/")
         statuses = Counter(job["status"] for job in jobs.values())
         if len(jobs) == JOBS and sum(statuses[s] for s in TERMINAL) == JOBS:
             break
-        assert time.monotonic() < deadline, f"not all terminal after 420 s: {dict(statuses)}"
+        assert time.monotonic() < deadline, f"not all terminal after 900 s: {dict(statuses)}"
         client._wait_for_any_event()
     elapsed = time.monotonic() - started
     emulator.wait_for_callbacks(timeout=30)
