@@ -66,12 +66,15 @@ def queued_job(client, sample_clip, key, *, attempts=0):
 
 def test_a_job_whose_poller_died_after_the_provider_finished_is_finalized(stack, client, emulator, sample_clip,
                                                                            container, ops):
-    set_knobs(emulator, processing_seconds=0.5, drop_callback_rate=1.0)
+    # 3 s of processing: the poller (polling every second) cannot finish the job before it is stopped.
+    set_knobs(emulator, processing_seconds=3.0, drop_callback_rate=1.0)
     job_id = client.upload_clip(sample_clip, "incoming/recovery/poller-died.mp4", {"prompt": "Make it snow."})
     job = client.wait_for_job(job_id, statuses={"SUBMITTED", "PROCESSING"})
     sfn = stack.client("stepfunctions")
     arn = stack.info["state_machine_arn"].replace(":stateMachine:", ":execution:") + f":{job_id}"
     sfn.stop_execution(executionArn=arn, cause="test: the poller died")
+    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    assert client.job(job_id)["status"] in ("SUBMITTED", "PROCESSING")  # stopped before it finished the job
     emulator.wait_for_status(job["provider_task_id"], "succeed", timeout=30)
     backdate(client, job_id, 3600)
 
