@@ -49,9 +49,11 @@ def chaos_stack(tmp_path_factory):
             "CLIPEDIT_EMULATOR_SEED": "42",
         },
         parameter_overrides={"ProviderConcurrencyLimit": str(GATE)},
-        # Short waits so the run takes a minute or two; the logic is the deployed one.
+        # Short waits so the run takes a few minutes; the logic is the deployed one.
         function_environment={"RETRY_BASE_SECONDS": "1", "RETRY_MAX_SECONDS": "4", "GATE_RECHECK_SECONDS": "30",
-                              "BREAKER_COOLDOWN_SECONDS": "2", "FINALIZE_LEASE_SECONDS": "3"},
+                              "BREAKER_COOLDOWN_SECONDS": "2",
+                              # Longer than any copy here takes, even on a loaded machine (as 360 s is in AWS).
+                              "FINALIZE_LEASE_SECONDS": "8"},
         finalize_crash_rate=0.1,
         crash_seed=42,
     )
