@@ -95,7 +95,8 @@ created = []
 _create_client = botocore.session.Session.create_client
 def _recording(self, service_name, *args, **kwargs):
     config = kwargs.get("config")
-    created.append([service_name, getattr(config, "signature_version", None) if config else None])
+    signature = getattr(config, "signature_version", None) if config else None
+    created.append([service_name, signature if signature is None or isinstance(signature, str) else str(signature)])
     return _create_client(self, service_name, *args, **kwargs)
 botocore.session.Session.create_client = _recording
 """

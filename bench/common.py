@@ -788,6 +788,9 @@ def blocked_top_level_modules(allowed: set[str]) -> list[str]:
         tops = {t for t in tops if t and not t.startswith("__")}
         (allowed_modules.update(tops) if name in allowed else others.setdefault(name, set()).update(tops))
     blocked = set().union(*others.values()) - allowed_modules if others else set()
+    # The project's own distribution (installed editable for the CLI) maps `clipedit`, the layer's
+    # package, which is deployed; only `clipedit_cli` and the dev tools stay blocked.
+    blocked.discard("clipedit")
     return sorted(m for m in blocked if m.isidentifier() and m not in sys.stdlib_module_names)
 
 
