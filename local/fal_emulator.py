@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from local import media
 from local.kling_emulator import (
+    callback_copies,
     seeded_chance,
     stop_workers,
     MAX_PROMPT_CHARS,
@@ -557,13 +558,9 @@ class FalEmulator:
     def _queue_webhook_locked(self, request: _Request) -> None:
         if request.webhook_url is None or self._stop.is_set():
             return
-        if self._chance_locked(self.settings.drop_callback_rate):
-            self._stats["callbacks_dropped"] += 1
+        copies = callback_copies(self._rng, self.settings, self._stats)
+        if not copies:
             return
-        copies = 1
-        if self._chance_locked(self.settings.duplicate_callback_rate):
-            copies = 2
-            self._stats["callbacks_duplicated"] += 1
         body = self._webhook_body_locked(request)
         self._callbacks_pending += copies
         for _ in range(copies):

@@ -279,6 +279,17 @@ def stop_workers(render_pool: ThreadPoolExecutor, threads: Iterable[threading.Th
     callback_pool.shutdown(wait=True, cancel_futures=True)
 
 
+def callback_copies(rng: random.Random, settings: EmulatorSettings, stats: dict[str, Any]) -> int:
+    """How many times to send one callback: 0 (dropped), 1, or 2 (duplicated), per the knobs."""
+    if seeded_chance(rng, settings.drop_callback_rate):
+        stats["callbacks_dropped"] += 1
+        return 0
+    if seeded_chance(rng, settings.duplicate_callback_rate):
+        stats["callbacks_duplicated"] += 1
+        return 2
+    return 1
+
+
 def seeded_chance(rng: random.Random, rate: float) -> bool:
     """One fault decision: rates 0 and 1 draw nothing, so they never shift a seeded sequence."""
     if rate <= 0.0:
@@ -1519,13 +1530,9 @@ class KlingEmulator:
     def _queue_callback_locked(self, task: _Task | _Element) -> None:
         if task.callback_url is None:
             return
-        if self._chance_locked(self.settings.drop_callback_rate):
-            self._stats["callbacks_dropped"] += 1
+        copies = callback_copies(self._rng, self.settings, self._stats)
+        if not copies:
             return
-        copies = 1
-        if self._chance_locked(self.settings.duplicate_callback_rate):
-            copies = 2
-            self._stats["callbacks_duplicated"] += 1
         body = task.callback_body()
         task.callback_queue.extend([body] * copies)
         self._callbacks_pending += copies

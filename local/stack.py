@@ -115,6 +115,10 @@ class LocalStack:
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions.from_env()
         self.template = load_template()
+        # Checked before anything starts: a misspelt override would otherwise be silently ignored.
+        unknown = set(self.options.parameter_overrides) - set(self.template.get("Parameters", {}))
+        if unknown:
+            raise ValueError(f"not template parameters: {', '.join(sorted(unknown))}")
         self.info: dict[str, Any] = {}
         self._stoppers: list[Any] = []
 
@@ -252,9 +256,6 @@ class LocalStack:
         )
         if self.options.submit_max_concurrency:
             params["SubmitMaxConcurrency"] = str(self.options.submit_max_concurrency)
-        unknown = set(self.options.parameter_overrides) - set(params)
-        if unknown:
-            raise ValueError(f"not template parameters: {', '.join(sorted(unknown))}")
         params.update(self.options.parameter_overrides)
         names = {
             "InboxBucket": f"{prefix}-inbox", "OutputsBucket": f"{prefix}-outputs",

@@ -205,3 +205,20 @@ def test_the_makefile_installs_the_command_into_the_virtualenv():
     done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, cwd="/")
     assert done.returncode == 0 and "Exit codes:" in done.stdout, done.stderr
     assert time.monotonic() - started < 30
+
+
+def test_dlq_on_a_stack_that_names_no_dead_letter_queue_is_a_no_target_error(stack, tmp_path):
+    from typer.testing import CliRunner
+
+    from clipedit_cli.app import app
+
+    info = json.loads((stack.options.state_dir / "local.json").read_text())
+    info.pop("dead_letter_queue_url")
+    partial = tmp_path / "local.json"
+    partial.write_text(json.dumps(info))
+    from clipedit_cli.errors import CliError, Exit
+
+    # In-process, the error reaches the runner (main() turns it into the exit code and one line).
+    result = CliRunner().invoke(app, ["--local-file", str(partial), "dlq", "list"])
+    assert isinstance(result.exception, CliError) and result.exception.code == Exit.NO_TARGET
+    assert "names no dead-letter queue" in result.exception.message

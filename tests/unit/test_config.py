@@ -64,3 +64,17 @@ def test_bad_fetch_settings_are_reported_at_init():
     for fragment in ("RESULT_HOST_ALLOWLIST", "REFERENCE_HOST_ALLOWLIST", "ALLOW_HTTP_FETCH must be true or false",
                      "ALLOW_PRIVATE_NETWORK_FETCH must be true or false"):
         assert fragment in message
+
+
+def test_backpressure_settings_are_read_and_bad_ones_refused_at_init():
+    s = Settings.from_env(dict(BASE, PROVIDER_CONCURRENCY_LIMIT="12", MAX_QUEUE_WAIT_SECONDS="7200",
+                               FINALIZE_LEASE_SECONDS="400", MAX_RECEIVE_COUNT="3"))
+    assert (s.backpressure.concurrency_limit, s.backpressure.max_queue_wait_seconds) == (12, 7200)
+    assert (s.finalize_lease_seconds, s.max_receive_count) == (400, 3)
+    assert Settings.from_env(BASE).backpressure.concurrency_limit == 5
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(dict(BASE, PROVIDER_CONCURRENCY_LIMIT="0", RETRY_MAX_SECONDS="901",
+                               MAX_QUEUE_WAIT_SECONDS="10", MAX_RECEIVE_COUNT="five"))
+    for fragment in ("PROVIDER_CONCURRENCY_LIMIT must be between 1 and 1000", "RETRY_MAX_SECONDS must be between",
+                     "MAX_QUEUE_WAIT_SECONDS must be between 60", "MAX_RECEIVE_COUNT must be an integer"):
+        assert fragment in info.value.message
