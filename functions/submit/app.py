@@ -3,8 +3,9 @@
 Messages are S3 upload notifications (clips, manifests, batch files) or the queue's own messages
 (a batch chunk to expand, a job to submit). Thin by design: parse, hand each to the dispatcher,
 report partial failures so only the failed messages come back (and, after maxReceiveCount, land
-in the DLQ). A job that must wait (provider busy, elements being created) shortens its message's
-visibility to the wait instead of sleeping.
+in the DLQ). A job that must wait (gate full, provider busy or paused, elements being created)
+gets a new delayed message from the dispatcher instead of sleeping; on a message's last allowed
+receive, the reason it failed is written down for the DLQ listing.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ def handle(record: SQSRecord) -> None:
         else:
             outcomes = [o for upload in uploads_from_sqs_body(record.body) for o in container.dispatcher.upload(upload)]
     except RetryLater as wait:
-        if wait.delay_seconds is not None:
-            container.queue.retry_later(record.receipt_handle, wait.delay_seconds)
-        logger.info("retry later", extra={"reason": wait.message, "delay_seconds": wait.delay_seconds})
+        # Planned waits never get here (the dispatcher re-enqueues them with a delay): this is a
+        # transient failure, and the message comes back after its visibility timeout.
+        logger.info("retry later", extra={"reason": wait.message})
         raise
     except json.JSONDecodeError:
         outcomes = list(uploads_from_sqs_body(record.body))  # raises MalformedNotification with the reason

@@ -91,8 +91,3 @@ class SqsQueue:
             response = self._client.send_message_batch(QueueUrl=self._url, Entries=batch)
             if response.get("Failed"):
                 raise RuntimeError(f"SQS refused {len(response['Failed'])} message(s): {response['Failed'][0]}")
-
-    def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
-        """Make a received message visible again after ``delay_seconds`` (a backoff without sleeping)."""
-        self._client.change_message_visibility(QueueUrl=self._url, ReceiptHandle=receipt_handle,
-                                               VisibilityTimeout=delay_seconds)
