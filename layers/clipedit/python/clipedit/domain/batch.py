@@ -57,8 +57,8 @@ def _row_from_fields(row: int, line: int, fields: dict[str, Any], *, csv_cells: 
 def _csv_value(name: str, value: str, line: int) -> Any:
     if name == "image_urls":
         return [part.strip() for part in value.split("|") if part.strip()]
-    if name == "keep_audio":
-        return parse_bool(value, field="keep_audio", default=True)
+    if name in ("keep_audio", "normalize"):
+        return parse_bool(value, field=name, default=True)
     if name in ("elements", "tags"):
         try:
             return json.loads(value)

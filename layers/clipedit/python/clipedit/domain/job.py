@@ -115,6 +115,11 @@ class Job:
     batch_id: str | None = None
     batch_row: int | None = None
     video_facts: dict[str, Any] | None = None
+    # Platform variants: the framing fields as asked (platform, aspect_ratio, reframe, focus, trim,
+    # normalize, video_mode, duration, shot_type), and what the prepare step did to the clip
+    # before the edit (the plan, its status, the prepared clip's key and facts).
+    framing: dict[str, Any] | None = None
+    prepare: dict[str, Any] | None = None
     status_history: list[dict[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 

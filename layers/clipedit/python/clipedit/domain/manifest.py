@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from clipedit.domain.errors import SpecError
+from clipedit.domain.prepare_plan import FRAMING_FIELDS, Framing, check_provider_framing, parse_framing
 from clipedit.domain.prompt import check_references
 from clipedit.domain.spec import MAX_PROMPT_CHARS, Mode, Model, Provider, SpecDefaults
 
@@ -33,7 +34,7 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 
 SPEC_FIELDS = frozenset(
     {"video_url", "prompt", "image_urls", "elements", "mode", "keep_audio", "model", "provider", "preset",
-     "output_key", "tags", "variants"}
+     "output_key", "tags", "variants", *FRAMING_FIELDS}
 )
 VARIANT_FIELDS = SPEC_FIELDS - {"preset", "variants"} | {"name"}
 PRESET_FIELDS = SPEC_FIELDS - {"preset", "video_url"}
@@ -130,6 +131,7 @@ class ResolvedSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
     variant: str | None = None
     preset: str | None = None
+    framing: Framing = field(default_factory=Framing)
 
 
 def check_json_depth(value: Any, *, limit: int = MAX_JSON_DEPTH, where: str = "manifest") -> None:
@@ -183,8 +185,12 @@ def _layer(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
             out[name] = _expect(value, (str,), label, "a string")
         elif name in ("mode", "model", "provider"):
             out[name] = _expect(value, (str,), label, "a string").strip().lower()
-        elif name == "keep_audio":
+        elif name in ("keep_audio", "normalize"):
             out[name] = _expect(value, (bool,), label, "true or false")
+        elif name in ("platform", "aspect_ratio", "reframe", "focus", "trim", "video_mode", "shot_type"):
+            out[name] = _expect(value, (str,), label, "a string")
+        elif name == "duration":
+            out[name] = _expect(value, (str, int), label, "whole seconds")
         elif name == "image_urls":
             items = _expect(value, (list,), label, "a list of URLs")
             out[name] = [_expect(item, (str,), f"{label}[{i}]", "a URL string") for i, item in enumerate(items)]
@@ -330,6 +336,8 @@ def resolve(
             code="TOO_MANY_REFERENCES",
         )
     check_references(prompt, image_count=len(images), element_count=len(elements))
+    framing = parse_framing(layer)
+    check_provider_framing(framing, provider=provider.value, model=model.value)
     if video is None:
         if not layer.get("video_url"):
             raise SpecError("the manifest names no video_url", code="MISSING_VIDEO")
@@ -348,6 +356,7 @@ def resolve(
         tags=dict(layer.get("tags") or {}),
         variant=layer.get("variant"),
         preset=layer.get("preset"),
+        framing=framing,
     )
 
 

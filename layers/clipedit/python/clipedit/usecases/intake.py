@@ -106,6 +106,11 @@ def metadata_layer(metadata: Mapping[str, str]) -> tuple[dict[str, Any], dict[st
             layer[name] = meta[name].strip() if name == "prompt" else meta[name].strip().lower()
     if meta.get("keep-audio", "").strip():
         layer["keep_audio"] = parse_bool(meta["keep-audio"], field="keep-audio", default=True)
+    if meta.get("normalize", "").strip():
+        layer["normalize"] = parse_bool(meta["normalize"], field="normalize", default=True)
+    for name in ("platform", "aspect-ratio", "reframe", "focus", "trim", "video-mode", "duration", "shot-type"):
+        if meta.get(name, "").strip():
+            layer[name.replace("-", "_")] = meta[name].strip()
     if "mode" in layer and layer["mode"] not in ("std", "pro"):
         raise SpecError(f"mode must be one of std, pro; got {meta['mode']!r}", code="INVALID_MODE")
     if "model" in layer and layer["model"] not in ("o3", "o1"):
@@ -349,6 +354,7 @@ class Intake:
                             for e in spec.elements] or None
             job.tags = dict(spec.tags) or None
             job.variant, job.preset = spec.variant, spec.preset
+            job.framing = spec.framing.to_record() if not spec.framing.is_default else None
         return job
 
     def _create_rejected(self, job_id: str, upload: UploadedObject, error: SpecError, *, variant: str | None = None) -> None:
@@ -407,5 +413,5 @@ class Intake:
 def _job_fields(job: Job) -> dict[str, Any]:
     """The serialisable fields of a RECEIVED job (carried in an expand message)."""
     names = ("job_id", "input_bucket", "input_key", "input_version_id", "input_size", "prompt", "mode", "model",
-             "provider", "keep_audio", "video_ref", "image_urls", "elements", "planned_output_key", "tags", "variant", "preset")
+             "provider", "keep_audio", "video_ref", "image_urls", "elements", "planned_output_key", "tags", "variant", "preset", "framing")
     return {"status": job.status.value, **{n: getattr(job, n) for n in names if getattr(job, n) is not None}}
