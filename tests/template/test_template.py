@@ -282,13 +282,32 @@ def test_layer_requirements_are_inside_content_uri(template: dict[str, Any]) -> 
 
 
 def test_sqs_event_source_reports_partial_failures_and_caps_concurrency(cfn: dict[str, Any]) -> None:
-    (mapping,) = _resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
-    properties = mapping["Properties"]
-    assert properties["FunctionName"] == {"Ref": "SubmitFunction"}
+    mappings = {m["Properties"]["FunctionName"]["Ref"]: m["Properties"]
+                for m in _resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()}
+    assert set(mappings) == {"SubmitFunction", "PrepareFunction"}
+    properties = mappings["SubmitFunction"]
     assert properties["EventSourceArn"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert properties["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "SubmitMaxConcurrency"}
     assert properties["BatchSize"] == 10
+    prepare = mappings["PrepareFunction"]
+    assert prepare["EventSourceArn"] == {"Fn::GetAtt": ["PrepareQueue", "Arn"]}
+    assert prepare["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert prepare["BatchSize"] == 1  # one clip per invocation: a prepare uses the whole function
+
+
+def test_only_the_prepare_function_loads_the_media_layer(cfn: dict[str, Any]) -> None:
+    def layers(function: dict[str, Any]) -> list[str]:
+        # The transform renames a layer to its logical id plus a content hash.
+        return [ref["Ref"] for ref in function["Properties"].get("Layers", [])]
+
+    functions = _resources_of_type(cfn, "AWS::Lambda::Function")
+    with_media = sorted(name for name, f in functions.items() if any(l.startswith("MediaLayer") for l in layers(f)))
+    assert with_media == ["PrepareFunction"]
+    assert any(l.startswith("SharedLayer") for l in layers(functions["PrepareFunction"]))
+    prepare = functions["PrepareFunction"]["Properties"]
+    queue = cfn["Resources"]["PrepareQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * prepare["Timeout"]
 
 
 def test_inbox_notifies_the_intake_queue_for_every_created_object(cfn: dict[str, Any]) -> None:

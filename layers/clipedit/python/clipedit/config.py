@@ -64,6 +64,10 @@ class Settings:
     finalize_lease_seconds: int = 360  # longer than the finalize function's timeout
     max_receive_count: int = 5  # the intake queue's redrive maxReceiveCount (last try records why)
     dead_letter_queue_url: str | None = None  # operator commands only
+    # The prepare step (reframe, trim, normalize): submit sends it work; it writes prepared clips
+    # under the prefix in the inbox bucket (a lifecycle rule expires them).
+    prepare_queue_url: str | None = None
+    prepared_prefix: str = "prepared/"
 
     @property
     def backpressure(self) -> BackpressureSettings:
@@ -200,6 +204,8 @@ class Settings:
             finalize_lease_seconds=integer("FINALIZE_LEASE_SECONDS", 360, 1, 3600),
             max_receive_count=integer("MAX_RECEIVE_COUNT", 5, 1, 1000),
             dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", "").strip() or None,
+            prepare_queue_url=env.get("PREPARE_QUEUE_URL", "").strip() or None,
+            prepared_prefix=prefix("PREPARED_PREFIX", "prepared/"),
         )
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))

@@ -69,6 +69,9 @@ class ObjectStore(Protocol):
 
     def presign_get(self, ref: ObjectRef, ttl_seconds: int) -> str: ...
 
+    def download(self, ref: ObjectRef, path: str) -> int:
+        """Stream the object (that exact version) into a local file; returns the byte count."""
+
     def upload_stream(
         self,
         bucket: str,
@@ -144,6 +147,12 @@ class EditRequest:
     image_urls: tuple[str, ...] = ()
     element_ids: tuple[str, ...] = ()  # from the provider's element library (Kling direct)
     elements: tuple[InlineElement, ...] = ()  # sent inline (fal), when the provider takes them
+    # "edit" (the clip is edited; output follows its length and ratio) or "reference" (the clip
+    # guides a new shot of ``duration`` seconds in ``aspect_ratio``).
+    video_mode: str = "edit"
+    aspect_ratio: str | None = None
+    duration: int | None = None
+    shot_type: str | None = None
 
 
 @dataclass(frozen=True)

@@ -253,6 +253,29 @@ class Container:
             ),
             guard=self.guard,
             backpressure=s.backpressure,
+            prepare_requests=self.prepare_queue,
+        )
+
+    @cached_property
+    def prepare_queue(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.s3_documents import SqsQueue
+
+        return SqsQueue(self._client("sqs"), self.settings.prepare_queue_url) if self.settings.prepare_queue_url else None
+
+    @cached_property
+    def prepare_clip(self):  # type: ignore[no-untyped-def]
+        # Only the prepare function builds this: it alone has the media layer (PyAV) attached.
+        from clipedit.adapters.http_fetch import HttpMediaFetcher
+        from clipedit.adapters.safe_http import safe_client
+        from clipedit.usecases.prepare import PrepareClip, PrepareSettings
+        from clipedit_media.transformer import PyAVTransformer
+
+        return PrepareClip(
+            jobs=self.jobs, storage=self.storage, queue=self.queue, recorder=self.recorder, clock=SystemClock(),
+            fetcher=HttpMediaFetcher(safe_client(self.settings.reference_url_policy, DOWNLOAD_TIMEOUT)),
+            transformer=PyAVTransformer(),
+            settings=PrepareSettings(prepared_bucket=self.settings.inbox_bucket,
+                                     prepared_prefix=self.settings.prepared_prefix),
         )
 
     @cached_property

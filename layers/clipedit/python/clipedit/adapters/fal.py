@@ -52,9 +52,11 @@ STATE_BY_STATUS = {
 
 
 
-def endpoint_for(model: str, mode: str) -> str:
+def endpoint_for(model: str, mode: str, video_mode: str = "edit") -> str:
     try:
-        return ENDPOINTS[(model, mode)]
+        endpoint = ENDPOINTS[(model, mode)]
+        # Reference mode lives beside each edit endpoint: .../video-to-video/reference.
+        return endpoint.removesuffix("/edit") + "/reference" if video_mode == "reference" else endpoint
     except KeyError:
         raise ProviderError(f"fal has no edit endpoint for model {model!r} in mode {mode!r}",
                             retryable=False, code="FAL_NO_ENDPOINT") from None
@@ -111,7 +113,7 @@ class FalProvider:
     # --- port ---------------------------------------------------------------------------------
 
     def submit(self, request: EditRequest) -> ProviderTask:
-        endpoint = endpoint_for(request.model, request.mode)
+        endpoint = endpoint_for(request.model, request.mode, request.video_mode)
         params = {"fal_webhook": request.callback_url} if request.callback_url else None
         response = self._call("POST", f"{self._base}/{endpoint}", json=self.create_body(request), params=params)
         data = json_body(response)
@@ -173,6 +175,12 @@ class FalProvider:
             # Always explicit: the default differs (true on O3, false on O1).
             "keep_audio": request.keep_audio,
         }
+        if request.video_mode == "reference":
+            body["aspect_ratio"] = request.aspect_ratio or "auto"
+            if request.duration is not None:
+                body["duration"] = str(request.duration)
+            if request.shot_type:
+                body["shot_type"] = request.shot_type
         if request.image_urls:
             body["image_urls"] = list(request.image_urls)
         if request.elements:

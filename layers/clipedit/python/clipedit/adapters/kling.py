@@ -169,12 +169,18 @@ class KlingProvider:
             "video_list": [
                 {
                     "video_url": request.video_url,
-                    "refer_type": "base",  # "base" = edit this video (not "feature" reference)
+                    # "base" = edit this video; "feature" = the video guides a new shot (reference mode)
+                    "refer_type": "feature" if request.video_mode == "reference" else "base",
                     "keep_original_sound": "yes" if request.keep_audio else "no",
                 }
             ],
             "external_task_id": request.external_id,
         }
+        if request.video_mode == "reference":
+            # Kling requires the ratio here (no "auto"); duration is a string of whole seconds.
+            body["aspect_ratio"] = request.aspect_ratio
+            if request.duration is not None:
+                body["duration"] = str(request.duration)
         if request.image_urls:
             body["image_list"] = [{"image_url": url} for url in request.image_urls]
         if request.element_ids:

@@ -20,7 +20,8 @@ from clipedit.domain.errors import MediaRejected, ProviderError, RetryLater, Spe
 from clipedit.domain.provider_errors import ErrorKind
 from clipedit.domain.job import Job, JobStatus, ObjectRef
 from clipedit.domain.manifest import MediaRef
-from clipedit.domain.media import check_image, check_size_before_probe, check_video, limits_for
+from clipedit.domain.media import check_image, check_size_before_probe, limits_for
+from clipedit.domain.prepare_plan import framing_from_record, plan_prepare, plan_to_record
 from clipedit.ports import (
     CancellableProvider,
     Clock,
@@ -30,6 +31,7 @@ from clipedit.ports import (
     InlineElement,
     JobStore,
     MediaInspector,
+    MessageQueue,
     ObjectStore,
     ProviderGuard,
     ProviderTask,
@@ -39,6 +41,11 @@ from clipedit.ports import (
 from clipedit.usecases.common import StatusRecorder, iso
 
 ELEMENT_RECHECK_SECONDS = 10  # how soon a job waiting for its elements is looked at again
+# A job waiting for its prepared clip is woken by the prepare step when the clip is ready; this is
+# the backstop recheck, and how long a prepare request is left alone before it is sent again
+# (longer than the prepare function's timeout, so a slow prepare is never run twice).
+PREPARE_RECHECK_SECONDS = 300
+PREPARE_RESEND_SECONDS = 960
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,8 @@ class SubmitSettings:
     presign_ttl_seconds: int
     poll_interval_seconds: int
     job_deadline_seconds: int
+    # Where prepared clips go (a derived key per job; a lifecycle rule expires them).
+    prepared_bucket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,9 @@ class SubmitJob:
         backpressure: BackpressureSettings = BackpressureSettings(),
         new_token: Callable[[], str] = lambda: secrets.token_urlsafe(32),
         providers: Mapping[str, EditProvider] | None = None,
+        prepare_requests: MessageQueue | None = None,
     ) -> None:
+        self._prepare_requests = prepare_requests
         self._guard = guard
         self._backpressure = backpressure
         self._jobs = jobs
@@ -113,6 +124,8 @@ class SubmitJob:
             raise RetryLater(f"job {job_id} does not exist yet")
         if job.status == JobStatus.RECEIVED:
             job = self._validate_media(job)
+        if job.status == JobStatus.QUEUED and self._needs_prepared_clip(job):
+            job = self._request_prepare(job)
         if job.status == JobStatus.QUEUED:
             job = self._submit_to_provider(job, attempt)
         if job.status in (JobStatus.SUBMITTED, JobStatus.PROCESSING):
@@ -137,7 +150,8 @@ class SubmitJob:
             if job.input_size and not job.video_ref:
                 check_size_before_probe(job.input_size, limits)  # a 5 GB upload is refused unread
             facts = self._inspector.video(video)
-            check_video(facts, limits)
+            framing = framing_from_record(job.framing)
+            plan = plan_prepare(facts, framing, limits, keep_audio=job.keep_audio is not False)
             for index, image in enumerate(self._all_images(job)):
                 try:
                     check_image(self._inspector.image(stored_ref(image)), limits)
@@ -148,10 +162,33 @@ class SubmitJob:
         except (MediaRejected, SpecError) as problem:
             return self._move(job, JobStatus.REJECTED, error_code=problem.code, error_message=problem.message,
                               finished_at=iso(self._clock.now()))
-        return self._move(job, JobStatus.QUEUED, input_size=job.input_size, video_facts={
+        prepare = {"status": "pending", "plan": plan_to_record(plan)} if plan else None
+        return self._move(job, JobStatus.QUEUED, input_size=job.input_size, prepare=prepare, video_facts={
             "container": facts.container, "duration_seconds": round(facts.duration_seconds, 3),
             "width": facts.width, "height": facts.height, "fps": round(facts.fps, 3),
-            "has_audio": facts.has_audio, "size_bytes": facts.size_bytes})
+            "has_audio": facts.has_audio, "size_bytes": facts.size_bytes, "codec": facts.video_codec,
+            "rotation_degrees": facts.rotation_degrees})
+
+    # --- the prepare step (reframe, trim, normalize) ------------------------------------------
+
+    @staticmethod
+    def _needs_prepared_clip(job: Job) -> bool:
+        return bool(job.prepare) and job.prepare.get("status") != "done"
+
+    def _request_prepare(self, job: Job) -> Job:
+        """Ask the prepare function for the clip and wait like an element wait: no function sleeps;
+        the prepare step wakes the job when the clip is ready (a backstop message rechecks)."""
+        if self._prepare_requests is None:
+            return self._move(job, JobStatus.FAILED, error_code="PREPARE_NOT_CONFIGURED", finished_at=iso(self._clock.now()),
+                              error_message="the clip needs preparing but this stack has no prepare step configured")
+        now = self._clock.now()
+        requested = (job.prepare or {}).get("requested_at")
+        if not requested or iso(now - PREPARE_RESEND_SECONDS) > requested:
+            prepare = {**(job.prepare or {}), "requested_at": iso(now)}
+            if self._jobs.set_fields(job.job_id, expected=JobStatus.QUEUED, fields={"prepare": prepare}):
+                self._prepare_requests.send_all([{"clipedit": "prepare", "job_id": job.job_id}])
+        self._wait(job, "preparing the clip (" + "; ".join((job.prepare or {}).get("plan", {}).get("reasons", [])) + ")",
+                   PREPARE_RECHECK_SECONDS)
 
     @staticmethod
     def _all_images(job: Job) -> list[str]:
@@ -297,8 +334,12 @@ class SubmitJob:
                                      fields={"callback_token_hash": hash_token(token),
                                              "submit_attempts": (job.submit_attempts or 0) + 1}):
             return None
-        video = stored_ref(job.video_ref) if job.video_ref else MediaRef(
-            bucket=job.input_bucket, key=job.input_key, version_id=job.input_version_id)
+        if job.prepare and job.prepare.get("status") == "done":
+            video = MediaRef(bucket=job.prepare["bucket"], key=job.prepare["key"])
+        else:
+            video = stored_ref(job.video_ref) if job.video_ref else MediaRef(
+                bucket=job.input_bucket, key=job.input_key, version_id=job.input_version_id)
+        framing = job.framing or {}
         request = EditRequest(
             external_id=job.job_id,
             prompt=job.prompt or "",
@@ -310,6 +351,10 @@ class SubmitJob:
             image_urls=tuple(self._url_for(stored_ref(u)) for u in job.image_urls or []),
             element_ids=tuple(element_ids),
             elements=self._inline_elements(job, adapter),
+            video_mode=framing.get("video_mode", "edit"),
+            aspect_ratio=framing.get("aspect_ratio") if framing.get("video_mode") == "reference" else None,
+            duration=framing.get("duration") if framing.get("video_mode") == "reference" else None,
+            shot_type=framing.get("shot_type"),
         )
         try:
             return adapter.submit(request)

@@ -1,0 +1,38 @@
+"""Prepare function: one SQS batch from the prepare queue, one job per message.
+
+Thin by design: each message names a QUEUED job whose clip needs reframing, trimming or
+normalizing; the use case streams the clip, runs the plan with PyAV (the media layer, attached to
+this function only) and wakes the job. A failure leaves the message to come back (after
+maxReceiveCount it lands in the prepare dead-letter queue); the job itself waits, untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from clipedit.adapters.metrics import PowertoolsMetrics
+from clipedit.config import Settings
+from clipedit.wiring import Container
+
+logger = Logger()
+logging.getLogger("httpx").setLevel(logging.WARNING)  # signed URLs must never reach a log
+container = Container(Settings.from_env(), metrics=PowertoolsMetrics())  # validated at cold start
+
+
+def record_handler(record: SQSRecord) -> None:
+    body = json.loads(record.body)
+    outcome = container.prepare_clip(str(body["job_id"]))
+    logger.info("prepare", extra={"job_id": outcome.job_id, "status": outcome.status, "detail": outcome.detail})
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler,
+                                    processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
+                                    context=context)
