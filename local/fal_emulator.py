@@ -82,8 +82,15 @@ EDIT_ENDPOINTS = {
     "fal-ai/kling-video/o1/standard/video-to-video/edit": ("o1", "standard"),
     "fal-ai/kling-video/o1/video-to-video/edit": ("o1", "pro"),
 }
+# Video-reference mode: the clip guides a new shot (aspect_ratio auto/16:9/9:16/1:1, duration).
+REFERENCE_ENDPOINTS = {endpoint.removesuffix("/edit") + "/reference": kind for endpoint, kind in EDIT_ENDPOINTS.items()}
+ENDPOINTS = {**EDIT_ENDPOINTS, **REFERENCE_ENDPOINTS}
 EDIT_FIELDS = frozenset({"prompt", "video_url", "image_urls", "elements", "keep_audio", "shot_type"})
 O1_FIELDS = EDIT_FIELDS - {"shot_type"}
+REFERENCE_FIELDS = EDIT_FIELDS | {"aspect_ratio", "duration"}
+REFERENCE_DURATIONS = {"o3": (3, 15), "o1": (3, 10)}  # seconds, as strings on the wire
+REFERENCE_SIZES = {("16:9", "standard"): (1280, 720), ("9:16", "standard"): (720, 1280), ("1:1", "standard"): (720, 720),
+                   ("16:9", "pro"): (1920, 1080), ("9:16", "pro"): (1080, 1920), ("1:1", "pro"): (1080, 1080)}
 WEBHOOK_ATTEMPTS = 3
 WEBHOOK_RETRY_SECONDS = 0.2
 
@@ -282,7 +289,7 @@ class FalEmulator:
                 raise FalApiError(500, {"detail": "Internal Server Error"})
             self._authenticate(req.headers.get("Authorization"))
             endpoint = path.lstrip("/")
-            if method == "POST" and endpoint in EDIT_ENDPOINTS:
+            if method == "POST" and endpoint in ENDPOINTS:
                 webhook = parse_qs(split.query).get("fal_webhook", [None])[-1]
                 return self._send(req, 200, self._submit(endpoint, raw, webhook))
             prefix = f"/{APP_ID}/requests/"
@@ -366,9 +373,20 @@ class FalEmulator:
 
     @staticmethod
     def _validate(endpoint: str, body: dict[str, Any]) -> None:
-        allowed = O1_FIELDS if EDIT_ENDPOINTS[endpoint][0] == "o1" else EDIT_FIELDS
+        model = ENDPOINTS[endpoint][0]
+        reference = endpoint in REFERENCE_ENDPOINTS
+        allowed = O1_FIELDS if model == "o1" else EDIT_FIELDS
+        if reference:
+            allowed = REFERENCE_FIELDS - ({"shot_type"} if model == "o1" else set())
         for name in sorted(set(body) - allowed):
             raise _validation(name, "Extra inputs are not permitted", "extra_forbidden")
+        if reference and body.get("aspect_ratio", "auto") not in ("auto", "16:9", "9:16", "1:1"):
+            raise _validation("aspect_ratio", "Input should be 'auto', '16:9', '9:16' or '1:1'", "enum")
+        if reference and body.get("duration") is not None:
+            low, high = REFERENCE_DURATIONS[model]
+            duration = body["duration"]
+            if not isinstance(duration, str) or not duration.isdigit() or not low <= int(duration) <= high:
+                raise _validation("duration", f"Input should be one of '{low}'..'{high}'", "enum")
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise _validation("prompt", "Field required", "missing")
@@ -512,13 +530,20 @@ class FalEmulator:
     def _render(self, request: _Request, src: Path, overlays: list[bytes]) -> None:
         assert self._work_dir is not None
         dst = self._work_dir / f"{request.request_id}.mp4"
-        o3 = EDIT_ENDPOINTS[request.endpoint][0] == "o3"
+        model, tier = ENDPOINTS[request.endpoint]
+        o3 = model == "o3"
+        size = duration = None
+        if request.endpoint in REFERENCE_ENDPOINTS:  # a new shot: the asked ratio and length
+            ratio = request.body.get("aspect_ratio") or "auto"
+            size = None if ratio == "auto" else REFERENCE_SIZES[(ratio, tier)]
+            duration = float(request.body.get("duration") or "5")
         keep_audio = request.body.get("keep_audio", o3)  # fal's defaults: true on O3, false on O1
         if self.settings.render == "copy":
             src.replace(dst)
         else:
             try:
-                self._render_pool.submit(media.grade_video, src, dst, keep_audio=keep_audio, overlays=overlays).result()
+                self._render_pool.submit(media.grade_video, src, dst, keep_audio=keep_audio, overlays=overlays,
+                                         size=size, duration=duration).result()
             except (CancelledError, RuntimeError):
                 if self._stop.is_set():
                     return

@@ -87,7 +87,8 @@ Choices where Kling's docs are silent (client code must branch on `code`, not on
 * Input-limit violations (not mp4/mov, outside 3-10 s, a side outside 720-2160 px, outside 24-60 fps,
   over 200 MB) and undownloadable inputs are found by the worker after the task is accepted, so
   they end as `failed` tasks with a `task_status_msg`, not as create errors.
-* `refer_type: feature` is accepted and validated but rendered like a base edit (input length).
+* `refer_type: feature` renders a new shot: the clip centre-cropped to `aspect_ratio` at the mode's
+  resolution (std 720p, pro 1080p), `duration` seconds long (default "5"), billed by that length.
 
 Randomised behaviour (fail/error/drop/duplicate rates) is drawn from one `random.Random(seed)`; a
 rate of exactly 0 or 1 never consumes randomness, so those runs are fully deterministic.
@@ -511,6 +512,20 @@ class _CreateSpec:
     prompt: str | None
     image_urls: tuple[str, ...]
     element_ids: tuple[int, ...]
+
+
+# Video-reference output: the asked ratio at the mode's resolution (std 720p, pro 1080p).
+_REFERENCE_SIZES = {("16:9", "std"): (1280, 720), ("9:16", "std"): (720, 1280), ("1:1", "std"): (720, 720),
+                    ("16:9", "pro"): (1920, 1080), ("9:16", "pro"): (1080, 1920), ("1:1", "pro"): (1080, 1080)}
+REFERENCE_DEFAULT_DURATION = "5"
+
+
+def _reference_shot(task: "_Task") -> tuple[tuple[int, int] | None, float | None]:
+    """(size, duration) of a feature reference's new shot; (None, None) for a base edit."""
+    if task.refer_type != "feature":
+        return None, None
+    ratio = task.request.get("aspect_ratio") or "16:9"
+    return _REFERENCE_SIZES[(ratio, task.mode)], float(task.request.get("duration") or REFERENCE_DEFAULT_DURATION)
 
 
 def _is_http_url(value: Any) -> bool:
@@ -1384,9 +1399,11 @@ class KlingEmulator:
             src.replace(dst)  # the input bytes, unchanged: no decode, no encode
             duration = task.input_duration
         else:
+            size, new_duration = _reference_shot(task)
             try:
                 future = self._render_pool.submit(
-                    media.grade_video, src, dst, keep_audio=task.keep_original_sound == "yes", overlays=overlays
+                    media.grade_video, src, dst, keep_audio=task.keep_original_sound == "yes", overlays=overlays,
+                    size=size, duration=new_duration,
                 )
                 duration = future.result()["duration_seconds"]
             except (CancelledError, RuntimeError):
@@ -1407,7 +1424,9 @@ class KlingEmulator:
             task.render = render
             task.result_path = dst
             task.videos = [video]
-            task.final_unit_deduction = _units(task.input_duration, task.mode)
+            # A base edit bills the input's length; a feature reference bills the new shot's.
+            task.final_unit_deduction = _units(duration if task.refer_type == "feature" else task.input_duration,
+                                               task.mode)
         self._transition(task, "succeed")
 
     def _run_element(self, element: _Element) -> None:

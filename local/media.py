@@ -226,6 +226,8 @@ def grade_video(
     keep_audio: bool,
     look: str = "warm",
     overlays: Sequence[bytes] | None = None,
+    size: tuple[int, int] | None = None,
+    duration: float | None = None,
 ) -> dict[str, Any]:
     """Re-encode `src` with a visible colour grade, as Kling would return an edited clip.
 
@@ -241,6 +243,10 @@ def grade_video(
     the grade, so they keep the reference's own colours; alpha is dropped. Thumbnails that run past the
     right edge are clipped, and the ones that no longer fit at all are left out. An overlay that cannot
     be decoded raises `MediaError` before any output is written.
+
+    `size` and `duration` play video-reference mode, where the clip guides a *new* shot: every frame
+    is centre-cropped to the asked ratio and scaled to `size`, and the output lasts `duration`
+    seconds (the last frame held when the clip is shorter, the rest dropped when it is longer).
     """
     lut = LOOKS.get(look)
     if lut is None:
@@ -255,6 +261,9 @@ def grade_video(
             ain: AudioStream | None = inp.streams.audio[0] if inp.streams.audio else None
             width = vin.codec_context.width - vin.codec_context.width % 2
             height = vin.codec_context.height - vin.codec_context.height % 2
+            reshape = None
+            if size is not None:
+                reshape, (width, height) = (width, height), size
             if width < 2 or height < 2:
                 raise MediaError(f"video stream has unusable size {vin.codec_context.width}x{vin.codec_context.height}")
             carry_audio = keep_audio and ain is not None
@@ -263,7 +272,7 @@ def grade_video(
             with av.open(dst_path if dst_path is not None else dst, "w", format="mp4") as out:
                 vout = out.add_stream("libx264", rate=OUTPUT_FPS, options=dict(_X264_OPTIONS))
                 vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
-                writer = _GradedVideoWriter(out, vout, lut, width, height, tiles)
+                writer = _GradedVideoWriter(out, vout, lut, width, height, tiles, reshape_from=reshape)
                 audio = _AudioCopier(out, ain) if carry_audio and ain is not None else None
 
                 interval = _frame_interval(vin)
@@ -275,15 +284,17 @@ def grade_video(
                         t = frame.time if frame.time is not None else (last_t + interval if t0 is not None else 0.0)
                         if t0 is None:
                             t0 = t
+                        if duration is not None and t - t0 >= duration:
+                            continue  # a shorter new shot: the rest of the clip is not used
                         last_t = t
                         writer.push(frame, t - t0)
-                    elif audio is not None:
+                    elif audio is not None and (duration is None or t0 is None or frame.time is None
+                                                or frame.time - t0 < duration):
                         audio.push(frame)
 
                 if t0 is None:
                     raise MediaError("input video stream has no decodable frames")
-                duration = (last_t - t0) + interval
-                frames = writer.finish(duration)
+                frames = writer.finish(duration if duration is not None else (last_t - t0) + interval)
                 if audio is not None:
                     audio.finish()
     except MediaError:
@@ -355,9 +366,11 @@ class _GradedVideoWriter:
         width: int,
         height: int,
         tiles: list[_Tile] | None = None,
+        reshape_from: tuple[int, int] | None = None,
     ) -> None:
         self._out, self._stream, self._lut = out, stream, lut
         self._width, self._height = width, height
+        self._reshape_from = reshape_from  # (w, h) of the source when frames are re-framed to (width, height)
         self._tiles = tiles or []
         self._held: av.VideoFrame | None = None
         self._held_graded: av.VideoFrame | None = None  # graded once, reused when a frame is held
@@ -384,7 +397,10 @@ class _GradedVideoWriter:
     def _emit(self) -> None:
         assert self._held is not None
         if self._held_graded is None:
-            rgb = self._held.to_ndarray(format="rgb24")[: self._height, : self._width]
+            rgb = self._held.to_ndarray(format="rgb24")
+            if self._reshape_from is not None:
+                rgb = _crop_and_scale(rgb, self._width, self._height)
+            rgb = rgb[: self._height, : self._width]
             graded = _apply_look(rgb, self._lut)
             for left, top, pixels in self._tiles:  # after the grade: references keep their colours
                 graded[top : top + pixels.shape[0], left : left + pixels.shape[1]] = pixels
@@ -394,6 +410,21 @@ class _GradedVideoWriter:
         frame.time_base = Fraction(1, OUTPUT_FPS)
         self._out.mux(self._stream.encode(frame))
         self.written += 1
+
+
+def _crop_and_scale(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Centre-crop to width:height, then scale to width x height (reference mode's new framing)."""
+    h, w = rgb.shape[:2]
+    if w * height > h * width:
+        crop_w = max(2, round(h * width / height))
+        left = (w - crop_w) // 2
+        rgb = rgb[:, left:left + crop_w]
+    else:
+        crop_h = max(2, round(w * height / width))
+        top = (h - crop_h) // 2
+        rgb = rgb[top:top + crop_h]
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return frame.reformat(width=width, height=height).to_ndarray(format="rgb24")
 
 
 class _AudioCopier:

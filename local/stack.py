@@ -21,6 +21,7 @@ import json
 import os
 import re
 import signal
+import sys
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -208,6 +209,11 @@ class LocalStack:
         self.submit_function = f"{prefix}-submit"
         self.finalize_function = f"{prefix}-finalize"
         self.status_function = f"{prefix}-status-api"
+        self.prepare_function = f"{prefix}-prepare"
+        # Layers are on the path as /opt/python is in Lambda (the media layer: PyAV, for prepare).
+        for layer in ("layers/clipedit/python", "layers/media/python"):
+            if str(ROOT / layer) not in sys.path:
+                sys.path.append(str(ROOT / layer))
         self.runner = FunctionRunner()
         for logical_id, name in self._functions():
             definition = function_definition(self.template, logical_id, name)
@@ -240,7 +246,7 @@ class LocalStack:
 
     def _functions(self) -> tuple[tuple[str, str], ...]:
         return (("SubmitFunction", self.submit_function), ("FinalizeFunction", self.finalize_function),
-                ("StatusApiFunction", self.status_function))
+                ("StatusApiFunction", self.status_function), ("PrepareFunction", self.prepare_function))
 
     def _create_resources(self) -> None:
         t = self.template["Resources"]
@@ -261,6 +267,7 @@ class LocalStack:
             "InboxBucket": f"{prefix}-inbox", "OutputsBucket": f"{prefix}-outputs",
             "JobsTable": f"{prefix}-jobs", "JobEventsBus": f"{prefix}-events",
             "IntakeQueue": f"{prefix}-intake", "IntakeDeadLetterQueue": f"{prefix}-intake-dlq",
+            "PrepareQueue": f"{prefix}-prepare", "PrepareDeadLetterQueue": f"{prefix}-prepare-dlq",
         }
         s3, sqs, ddb = self.client("s3"), self.client("sqs"), self.client("dynamodb")
 
@@ -279,6 +286,16 @@ class LocalStack:
             },
         )["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        prepare_dlq_url = sqs.create_queue(QueueName=names["PrepareDeadLetterQueue"])["QueueUrl"]
+        prepare_dlq_arn = sqs.get_queue_attributes(QueueUrl=prepare_dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        prepare_redrive = t["PrepareQueue"]["Properties"]["RedrivePolicy"]
+        prepare_queue_url = sqs.create_queue(QueueName=names["PrepareQueue"], Attributes={
+            # A prepare takes seconds here; a crashed one should come back soon, not after 90 min.
+            "VisibilityTimeout": str(max(self.options.visibility_timeout_seconds, 120)),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": prepare_dlq_arn,
+                                         "maxReceiveCount": int(prepare_redrive["maxReceiveCount"])}),
+        })["QueueUrl"]
+        prepare_queue_arn = sqs.get_queue_attributes(QueueUrl=prepare_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
         # Buckets, versioned and private, the inbox notifying the intake queue as the template says.
         for logical_id in ("InboxBucket", "OutputsBucket"):
@@ -336,7 +353,8 @@ class LocalStack:
         state_machine_name = f"{prefix}-poller"
         state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name}"
         refs.update(ProviderSecret=secret_arn, PollerStateMachine=state_machine_arn, CallbackApi="local",
-                    IntakeQueue=queue_url, IntakeDeadLetterQueue=dlq_url)  # Ref of a queue is its URL
+                    IntakeQueue=queue_url, IntakeDeadLetterQueue=dlq_url,  # Ref of a queue is its URL
+                    PrepareQueue=prepare_queue_url, PrepareDeadLetterQueue=prepare_dlq_url)
         attrs = {("SubmitFunction", "Arn"): self.runner_arn(self.submit_function),
                  ("FinalizeFunction", "Arn"): self.runner_arn(self.finalize_function)}
 
@@ -383,7 +401,9 @@ class LocalStack:
         self.info.update(
             inbox_bucket=names["InboxBucket"], outputs_bucket=names["OutputsBucket"], jobs_table=names["JobsTable"],
             state_machine_arn=state_machine_arn, intake_queue_url=queue_url, intake_queue_arn=queue_arn,
-            dead_letter_queue_url=dlq_url, event_bus_name=names["JobEventsBus"], events_queue_url=events_queue_url,
+            dead_letter_queue_url=dlq_url, prepare_queue_url=prepare_queue_url, prepare_queue_arn=prepare_queue_arn,
+            prepare_dead_letter_queue_url=prepare_dlq_url, prepared_prefix=params["PreparedPrefix"],
+            prepare_function=self.prepare_function, event_bus_name=names["JobEventsBus"], events_queue_url=events_queue_url,
             provider_secret_arn=secret_arn, incoming_prefix=params["IncomingPrefix"], output_prefix=params["OutputPrefix"],
             submit_function=self.submit_function, finalize_function=self.finalize_function,
             status_function=self.status_function,
@@ -416,6 +436,17 @@ class LocalStack:
         )
         self.dispatcher.start()
         self._stoppers.append(self.dispatcher.stop)
+        self.prepare_dispatcher = QueueDispatcher(
+            self.client("sqs"),
+            queue_url=self.info["prepare_queue_url"],
+            queue_arn=self.info["prepare_queue_arn"],
+            region=REGION,
+            invoke=lambda event: self.runner.invoke(self.prepare_function, event),
+            max_concurrency=2,  # the machine's cores; PrepareMaxConcurrency sizes it in AWS
+            batch_size=1,
+        )
+        self.prepare_dispatcher.start()
+        self._stoppers.append(self.prepare_dispatcher.stop)
 
     def _write_info(self) -> None:
         self.info["pid"] = os.getpid()

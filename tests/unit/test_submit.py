@@ -28,6 +28,7 @@ class World:
         self.provider = provider or FakeProvider()
         self.workflow, self.events, self.clock = FakeWorkflow(), FakeEvents(), FakeClock()
         self.queue, self.inspector, self.elements = FakeQueue(), FakeInspector(), FakeElementCache()
+        self.prepare_queue = FakeQueue()
         self.documents, self.batches = FakeDocuments(self.storage), FakeBatchStore(self.jobs)
         self.guard = FakeGuard()
         recorder = StatusRecorder(events=self.events, batches=self.batches, documents=self.documents,
@@ -46,7 +47,7 @@ class World:
             settings=SubmitSettings(callback_base_url="https://api.example/", presign_ttl_seconds=900,
                                     poll_interval_seconds=30, job_deadline_seconds=3600),
             guard=self.guard, backpressure=backpressure or BackpressureSettings(),
-            new_token=lambda: next(tokens),
+            new_token=lambda: next(tokens), prepare_requests=self.prepare_queue,
         )
         self.dispatch = IntakeDispatcher(intake=self.intake, submit_job=self.submit_job, queue=self.queue)
 
@@ -132,7 +133,7 @@ def test_bad_metadata_is_rejected_with_a_specific_code(world, metadata, code):
 )
 def test_media_outside_the_limits_is_rejected_before_the_provider(world, facts, code):
     world.inspector.videos["s3://inbox/incoming/clip.mp4?versionId=v1"] = facts
-    world.upload(metadata={"prompt": "p"})
+    world.upload(metadata={"prompt": "p", "normalize": "false"})
     (job,) = world.jobs.items.values()
     assert (job.status, job.error_code) == (JobStatus.REJECTED, code)
     assert world.provider.requests == []
