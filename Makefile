@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export PYTHONPATH := $(CURDIR)/layers/clipedit/python:$(CURDIR)
+export PYTHONPATH := $(CURDIR)/layers/clipedit/python:$(CURDIR)/layers/media/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help venv lock test unit integration e2e lint-template demo local bench clean
@@ -53,7 +53,7 @@ local: $(STAMP)
 	$(PY) -m local.stack
 
 demo: $(STAMP)
-	$(PY) -m local.demo $(if $(CLIP),--clip "$(CLIP)") $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(MODE),--mode "$(MODE)") $(if $(SPEC),--spec "$(SPEC)") $(if $(PROVIDER),--provider "$(PROVIDER)")
+	$(PY) -m local.demo $(if $(CLIP),--clip "$(CLIP)") $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(MODE),--mode "$(MODE)") $(if $(SPEC),--spec "$(SPEC)") $(if $(PROVIDER),--provider "$(PROVIDER)") $(if $(PLATFORM),--platform "$(PLATFORM)")
 
 # Benchmarks print measured figures (ratios against same-run baselines); never part of make test.
 bench: $(STAMP)

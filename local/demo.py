@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
                         "both emulated locally)")
     parser.add_argument("--spec", type=Path, help="a JSON manifest to run instead of metadata; local file paths in "
                         "its *_url fields are uploaded to the inbox first (see examples/specs/)")
+    parser.add_argument("--platform", help="reels, tiktok, shorts, youtube or square; several, comma-separated, "
+                        "make one variant each (the clip is reframed before the edit)")
     parser.add_argument("--out", type=Path, default=ROOT / "demo-output")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
@@ -67,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             label = f" {job['variant']}" if job.get("variant") else ""
             say(f"  [{time.monotonic() - started:6.1f} s]{label} {job['status']}{extra}")
 
-        if args.spec:
+        if args.platform and "," in args.platform:
+            record, code = _run_spec(client, args, clip, progress, say, manifest=_platform_manifest(args))
+        elif args.spec:
             record, code = _run_spec(client, args, clip, progress, say)
         else:
             record, code = _run_clip(stack, client, args, clip, progress, say)
@@ -81,7 +85,10 @@ def _run_clip(stack, client, args, clip: Path, progress, say) -> tuple[dict, int
     from local.media import probe
 
     key = f"{stack.info['incoming_prefix']}demo/{clip.name}"
-    job_id = client.upload_clip(clip, key, {"prompt": args.prompt, "mode": args.mode, "keep-audio": args.keep_audio})
+    metadata = {"prompt": args.prompt, "mode": args.mode, "keep-audio": args.keep_audio}
+    if args.platform:
+        metadata["platform"] = args.platform
+    job_id = client.upload_clip(clip, key, metadata)
     say(f"uploaded s3://{stack.info['inbox_bucket']}/{key} -> job {job_id}")
     job = client.wait_for_job(job_id, timeout=args.timeout, on_change=progress)
     if job["status"] == "SUCCEEDED":
@@ -96,12 +103,18 @@ def _run_clip(stack, client, args, clip: Path, progress, say) -> tuple[dict, int
     return job, 0 if job["status"] == "SUCCEEDED" else 1
 
 
-def _run_spec(client, args, clip: Path, progress, say) -> tuple[dict, int]:  # type: ignore[no-untyped-def]
+def _platform_manifest(args) -> dict:  # type: ignore[no-untyped-def]
+    names = [name.strip() for name in args.platform.split(",") if name.strip()]
+    return {"prompt": args.prompt, "mode": args.mode, "keep_audio": args.keep_audio == "true",
+            "variants": [{"name": name, "platform": name} for name in names]}
+
+
+def _run_spec(client, args, clip: Path, progress, say, manifest: dict | None = None) -> tuple[dict, int]:  # type: ignore[no-untyped-def]
     """Upload the manifest's local media, then the manifest under jobs/demo/, and follow its jobs."""
     from local.media import probe
 
-    spec_path = args.spec.resolve()
-    manifest = json.loads(spec_path.read_text())
+    spec_path = args.spec.resolve() if manifest is None else args.out.resolve() / "platforms.json"
+    manifest = manifest if manifest is not None else json.loads(spec_path.read_text())
     bucket = client.info["inbox_bucket"]
 
     def upload_local(value: str) -> str:

@@ -101,6 +101,15 @@ def submit(
     image: Annotated[Optional[list[str]], typer.Option(help="Reference image (repeat; @Image1, @Image2... in order).")] = None,
     element: Annotated[Optional[list[str]], typer.Option(help="Element as FRONTAL,REF[,REF...] (repeat; @Element1...).")] = None,
     preset: Annotated[Optional[str], typer.Option(help="A preset in the inbox's presets/.")] = None,
+    platform: Annotated[Optional[str], typer.Option(help="reels, tiktok, shorts (9:16), youtube (16:9) or square (1:1).")] = None,
+    aspect_ratio: Annotated[Optional[str], typer.Option(help="16:9, 9:16 or 1:1: reframe before the edit (or the new shot's ratio in reference mode).")] = None,
+    reframe: Annotated[Optional[str], typer.Option(help="crop (default) or pad (whole frame on a blurred copy).")] = None,
+    focus: Annotated[Optional[str], typer.Option(help="Crop focus: center, auto (follow the subject) or x,y fractions (0.3,0.5).")] = None,
+    trim: Annotated[Optional[str], typer.Option(help="START-END seconds to keep (2.5-9), cut before the edit.")] = None,
+    normalize: Annotated[Optional[bool], typer.Option("--normalize/--no-normalize", help="Fix clips outside the model's limits (size, fps, rotation, codec) instead of rejecting them.")] = None,
+    video_mode: Annotated[Optional[str], typer.Option(help="edit (default) or reference (the clip guides a new shot).")] = None,
+    duration: Annotated[Optional[int], typer.Option(help="Reference mode: the new shot's length in seconds.")] = None,
+    shot_type: Annotated[Optional[str], typer.Option(help="Reference mode on fal O3: customize or intelligence.")] = None,
     spec: Annotated[Optional[Path], typer.Option(help="A manifest JSON file to start from (options override it).")] = None,
     variant: Annotated[Optional[list[str]], typer.Option(help="NAME[:field=value,...] or JSON (repeat): one job each.")] = None,
     tag: Annotated[Optional[list[str]], typer.Option(help="key=value kept on the job and its events (repeat).")] = None,
@@ -117,7 +126,10 @@ def submit(
     session = new_session()
     document["video_url"] = backend.media_ref(clip, session)
     for name, value in (("prompt", prompt), ("mode", mode), ("model", model), ("provider", provider),
-                        ("keep_audio", keep_audio), ("preset", preset)):
+                        ("keep_audio", keep_audio), ("preset", preset), ("platform", platform),
+                        ("aspect_ratio", aspect_ratio), ("reframe", reframe), ("focus", focus), ("trim", trim),
+                        ("normalize", normalize), ("video_mode", video_mode), ("duration", duration),
+                        ("shot_type", shot_type)):
         if value is not None:
             document[name] = value
     if image:
