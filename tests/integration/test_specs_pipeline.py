@@ -24,13 +24,15 @@ def provider_tasks(emulator, job_id):
 
 @pytest.mark.parametrize(
     ("fixture", "code"),
-    [("text_mp4", "NOT_A_VIDEO"), ("short_2s", "CLIP_TOO_SHORT"), ("low_res_480p", "RESOLUTION_TOO_LOW"),
-     ("uhd_4k", "RESOLUTION_TOO_HIGH"), ("fps_90", "FPS_TOO_HIGH"), ("truncated", "CLIP_UNREADABLE"),
-     ("audio_only", "NO_VIDEO_TRACK")],
+    [("text_mp4", "NOT_A_VIDEO"), ("short_2s", "CLIP_TOO_SHORT"), ("long_11s", "CLIP_TOO_LONG"),
+     ("truncated", "CLIP_UNREADABLE"), ("audio_only", "NO_VIDEO_TRACK"),
+     # What normalize would fix is refused when the user turns it off.
+     ("low_res_480p", "RESOLUTION_TOO_LOW"), ("uhd_4k", "RESOLUTION_TOO_HIGH"), ("fps_90", "FPS_TOO_HIGH")],
 )
 def test_a_bad_clip_is_rejected_with_a_specific_code_and_kling_is_never_called(stack, client, emulator, media, fixture, code):
     key = f"incoming/bad/{fixture}.mp4"
-    job_id = client.upload_clip(getattr(media, fixture), key, {"prompt": "Make @Video1 warmer"})
+    job_id = client.upload_clip(getattr(media, fixture), key, {"prompt": "Make @Video1 warmer", "normalize": "false"}
+                                if fixture in ("low_res_480p", "uhd_4k", "fps_90") else {"prompt": "Make @Video1 warmer"})
     job = client.wait_for_job(job_id, timeout=60)
     assert (job["status"], job["error_code"]) == ("REJECTED", code), job.get("error_message")
     assert job["error_message"] and provider_tasks(emulator, job_id) == []
