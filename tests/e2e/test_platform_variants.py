@@ -198,3 +198,33 @@ def test_a_trim_outside_the_clip_is_refused_before_any_spend(client, clips):
     job_id = client.upload_clip(clips["four"], "incoming/pv/bad-trim.mp4", {"prompt": "p", "trim": "2-7"})
     job = client.wait_for_job(job_id, timeout=30)
     assert (job["status"], job["error_code"]) == ("REJECTED", "TRIM_OUTSIDE_CLIP")
+
+
+def test_a_crash_mid_prepare_is_retried_without_a_second_provider_task(stack, client, clips, tmp_path):
+    from local.runtime import SimulatedCrash
+
+    container = stack.runner._handler(stack.prepare_function).__globals__["container"]
+    prepare = container.prepare_clip
+    real, crashes = prepare._transformer, []
+
+    class DiesOnce:
+        def prepare(self, source_path, target_path, plan):
+            if not crashes:
+                crashes.append(source_path)
+                Path(target_path).write_bytes(b"half a clip")  # what a killed process leaves behind
+                raise SimulatedCrash("prepare killed mid-encode (test)")
+            return real.prepare(source_path, target_path, plan)
+
+    sqs = client.sqs
+    queue = stack.info["prepare_queue_url"]
+    saved = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["VisibilityTimeout"])["Attributes"]
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "2"})  # come back quickly
+    prepare._transformer = DiesOnce()
+    try:
+        job, out = run(client, tmp_path, clips["landscape"], "incoming/pv/crash.mp4", {"platform": "square"})
+    finally:
+        prepare._transformer = real
+        sqs.set_queue_attributes(QueueUrl=queue, Attributes=saved)
+    assert len(crashes) == 1 and (out["width"], out["height"]) == (1080, 1080)
+    assert [t for t in stack.emulator.tasks() if t["external_task_id"] == job["job_id"]] != []
+    assert len([t for t in stack.emulator.tasks() if t["external_task_id"] == job["job_id"]]) == 1
