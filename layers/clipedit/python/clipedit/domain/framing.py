@@ -41,3 +41,48 @@ class PreparePlan:
     @property
     def duration_hint(self) -> float | None:
         return None if self.trim_end is None else self.trim_end - self.trim_start
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry helpers shared by the planner and the media step (pure integer maths, display pixels)
+
+
+def even(value: float, *, minimum: int = 2) -> int:
+    """The nearest even integer at or below ``value`` (H.264 4:2:0 needs even sizes and offsets)."""
+    return max(minimum, int(value) // 2 * 2)
+
+
+def clamp_origin(centre: float, window: int, extent: int) -> int:
+    """The window's even start offset that puts its centre nearest ``centre`` while staying inside
+    ``[0, extent]``."""
+    start = min(max(centre - window / 2, 0.0), float(extent - window))
+    return min(even(start, minimum=0), extent - window)
+
+
+def crop_origin(frame_width: int, frame_height: int, crop_width: int, crop_height: int,
+                focus: Focus) -> tuple[int, int]:
+    """Top-left of a fixed crop window: the frame centre for ``center``, or the point ``(x, y)``
+    (fractions of the frame) as the window centre, clamped so the window stays inside the frame.
+    ``auto`` starts at the centre; the media step moves it frame by frame."""
+    fx, fy = (0.5, 0.5) if isinstance(focus, str) else focus
+    return (clamp_origin(fx * frame_width, crop_width, frame_width),
+            clamp_origin(fy * frame_height, crop_height, frame_height))
+
+
+@dataclass(frozen=True)
+class PadLayout:
+    """Where the whole source frame sits on the output canvas (the rest is the blurred fill)."""
+
+    width: int
+    height: int
+    x: int
+    y: int
+
+
+def pad_layout(source_width: int, source_height: int, output_width: int, output_height: int) -> PadLayout:
+    """The source scaled to fit inside the output (aspect kept, even sizes), centred."""
+    scale = min(output_width / source_width, output_height / source_height)
+    width = min(even(round(source_width * scale)), output_width)
+    height = min(even(round(source_height * scale)), output_height)
+    return PadLayout(width, height, even((output_width - width) / 2, minimum=0),
+                     even((output_height - height) / 2, minimum=0))
