@@ -206,12 +206,11 @@ class _Job:
     def _audio_piece(self, frame: av.AudioFrame) -> None:
         rate = frame.sample_rate
         start = float(frame.pts * frame.time_base)
-        end = self.cut_end if self.cut_end is not None else float("inf")
-        first = max(0, round((self.origin - start) * rate))
-        last = min(frame.samples, round((end - start) * rate))
-        if start >= end:
+        if self.cut_end is not None and start >= self.cut_end:
             self.audio_done = True
             return
+        first = max(0, round((self.origin - start) * rate))
+        last = frame.samples if self.cut_end is None else min(frame.samples, round((self.cut_end - start) * rate))
         if last <= first:
             return
         if first > 0 or last < frame.samples:
