@@ -123,7 +123,9 @@ class AxisFollower:
             self.moving = True
         if self.moving and abs(error) <= settle:
             self.moving = False
-        if self.moving:
+        if self.moving and at_edge and abs(error) <= 4:
+            self.centre = goal  # the edge is a hard stop: land on it instead of creeping forever
+        elif self.moving:
             move = min(GAIN * abs(error), self.max_step)
             self.centre = self._clamp(self.centre + (move if error > 0 else -move))
         return self.centre
