@@ -3,7 +3,7 @@
 Two cases: a 10 s 3840x2160 30 fps clip -> reels (1080x1920) with ``focus: auto``, and a 10 s
 1920x1080 30 fps clip -> reels with a centre crop. The baseline is ``ffmpeg`` doing the same crop
 (the centre window: it cannot follow a subject), scale and libx264 encode (same preset and crf).
-Each run is a fresh subprocess, timed wall-clock, with its peak RSS from ``ru_maxrss``; runs
+Each run is a fresh subprocess, timed wall-clock, with its peak RSS (the child's own VmHWM); runs
 alternate (ffmpeg, prepare, ffmpeg, prepare...) so load on the machine hits both alike, and the
 ratio is median(prepare) / median(ffmpeg). Prints figures; asserts nothing.
 """
@@ -28,14 +28,16 @@ from bench.common import ROOT, child_env, median, row, say, write_result  # noqa
 MEDIA_LAYER = ROOT / "layers" / "media" / "python"
 
 _CHILD = """
-import resource, sys, time
+import sys, time
 from clipedit.domain.framing import PreparePlan
 from clipedit_media.prepare import prepare_clip
 src, dst, focus, w, h, cw = sys.argv[1], sys.argv[2], sys.argv[3], *map(int, sys.argv[4:7])
 plan = PreparePlan(w, h, 1080, 1920, reframe="crop", focus=focus, crop_width=cw, crop_height=h)
 t = time.perf_counter()
 r = prepare_clip(src, dst, plan)
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, r.frames, r.crop_x_range)
+# VmHWM, not ru_maxrss: Linux carries the parent's peak across fork+exec into ru_maxrss
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(time.perf_counter() - t, hwm, r.frames, r.crop_x_range)
 """
 
 
