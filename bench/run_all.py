@@ -33,8 +33,9 @@ BENCHMARKS = (
     ("throughput", "4 throughput: uploads at once through the local stack"),
     ("cost", "5 cost per job on AWS from counted requests"),
     ("load", "4 load (issue 4): 1,000 uploads at once behind the provider concurrency gate"),
+    ("prepare", "6 prepare step (issue 12): PyAV crop/scale/encode vs the ffmpeg command line, peak RSS"),
 )
-TIMEOUTS = {"orchestration": 900, "output_copy": 1800, "cold_start": 900, "throughput": 2400, "cost": 900, "load": 2400}
+TIMEOUTS = {"orchestration": 900, "output_copy": 1800, "cold_start": 900, "throughput": 2400, "cost": 900, "load": 2400, "prepare": 900}
 NOT_IN_QUICK = {"load"}  # minutes even when small; the throughput smoke run covers the same path
 
 

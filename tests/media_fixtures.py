@@ -310,3 +310,107 @@ class MediaFiles:
     @cached_property
     def png_2000x400(self) -> Path:
         return self.image("wide.png", png_bytes(2000, 400))
+
+
+# ---------------------------------------------------------------------------------------------
+# Clips for the prepare step (reframe, rotate, trim, fps): content the tests can find again
+
+
+CORNER_COLOURS = {"tl": (255, 0, 0), "tr": (0, 255, 0), "bl": (0, 0, 255), "br": (255, 255, 0)}
+SUBJECT_COLOUR = (0, 230, 0)
+
+
+def subject_left(t: float, *, seconds: float, width: int, size: int, motion: str) -> int:
+    """The moving subject's left edge at time ``t`` (``cross``: left to right over the clip;
+    ``still``: parked at 70 % of the width)."""
+    if motion == "still":
+        return int(0.7 * width - size / 2)
+    return round((width - size) * min(t / seconds, 1.0))
+
+
+def write_prepare_clip(
+    path: Path,
+    *,
+    seconds: float = 3.2,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 24,
+    corners: bool = False,
+    subject: str | None = None,  # "cross" | "still"
+    subject_size: int | None = None,
+    beep_at: float | None = None,  # a 1 kHz beep (0.1 s) and a white flash frame at this time
+    with_audio: bool = True,
+    display_rotation: int = 0,  # clockwise degrees a player must turn the coded frame (phones: 90)
+    crf: int = 30,
+) -> Path:
+    """A clip with things a test can locate in the prepared output: coloured corner squares
+    (tl red, tr green, bl blue, br yellow, in coded pixels), a striped green subject, a beep with a
+    matching white flash, and display-matrix rotation set as phones do (no pixel change)."""
+    rng = np.random.default_rng(5)
+    small = rng.integers(70, 150, (max(2, height // 30), max(2, width // 30), 3), dtype=np.uint8)
+    base = av.VideoFrame.from_ndarray(small, format="rgb24").reformat(width=width, height=height).to_ndarray()
+    if corners:
+        m = max(8, min(width, height) // 8)
+        base[:m, :m], base[:m, -m:] = CORNER_COLOURS["tl"], CORNER_COLOURS["tr"]
+        base[-m:, :m], base[-m:, -m:] = CORNER_COLOURS["bl"], CORNER_COLOURS["br"]
+    size = subject_size or height // 4
+    stripes = np.zeros((size, size, 3), np.uint8)
+    stripes[:] = SUBJECT_COLOUR
+    stripes[:, (np.arange(size) // max(2, size // 8)) % 2 == 1] = (0, 90, 0)
+    n_frames = round(seconds * fps)
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps, options=dict(_X264, crf=str(crf)))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if display_rotation:
+            stream.set_display_rotation(-display_rotation)  # PyAV takes counter-clockwise degrees
+        audio = out.add_stream("aac", rate=_AUDIO_RATE, layout="stereo") if with_audio else None
+        for i in range(n_frames):
+            t = i / fps
+            image = base
+            if subject or (beep_at is not None and abs(t - beep_at) < 0.5 / fps):
+                image = base.copy()
+            if subject:
+                left, top = subject_left(t, seconds=seconds, width=width, size=size, motion=subject), (height - size) // 2
+                image[top:top + size, left:left + size] = stripes
+            if beep_at is not None and abs(t - beep_at) < 0.5 / fps:
+                image[:] = 255
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+        if audio is not None:
+            _write_tone(out, audio, round(seconds * _AUDIO_RATE), beep_at)
+    return path
+
+
+def _write_tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, samples: int,
+                beep_at: float | None) -> None:
+    block = 1024
+    for start in range(0, samples, block):
+        n = min(block, samples - start)
+        t = (start + np.arange(n)) / _AUDIO_RATE
+        wave = np.zeros(n, np.float32)
+        if beep_at is not None:
+            on = (t >= beep_at) & (t < beep_at + 0.1)
+            wave[on] = 0.5 * np.sin(2 * np.pi * 1000 * t[on])
+        frame = av.AudioFrame.from_ndarray(np.stack([wave, wave]), format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = _AUDIO_RATE, start, Fraction(1, _AUDIO_RATE)
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+
+def beep_onset(path: Path, threshold: float = 0.1) -> float | None:
+    """Seconds (the file's own timeline) of the first audio sample louder than ``threshold``."""
+    with av.open(str(path)) as inp:
+        for frame in inp.decode(audio=0):
+            data = frame.to_ndarray()
+            loud = np.flatnonzero(np.abs(data[0]) > threshold)
+            if len(loud):
+                return float(frame.pts * frame.time_base) + loud[0] / frame.sample_rate
+    return None
+
+
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    """Every video frame as rgb24 (small test outputs only)."""
+    with av.open(str(path)) as inp:
+        return [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]

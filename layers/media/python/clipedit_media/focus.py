@@ -8,9 +8,10 @@ weighted by local contrast so a flat lighting change counts less than a textured
 saliency is summed into a profile along each axis the window can move on; the target is the window
 placement that holds the most of it. A camera-operator controller then moves the window:
 
-* a **dead zone**: while the target stays within `DEAD_ZONE_FRACTION` of the window's size from
-  its centre, the window does not move (a still or fidgeting subject causes no oscillation);
-* beyond it the window closes `GAIN` of the remaining error per frame (no overshoot: each step is
+* a **dead zone** with hysteresis: a still window starts moving only when the target is more than
+  `DEAD_ZONE_FRACTION` of the window's size from its centre, then glides until it is nearly on
+  target and stops (a still or fidgeting subject causes no oscillation);
+* while moving it closes `GAIN` of the remaining error per frame (no overshoot: each step is
   smaller than the error), and **never more than `MAX_STEP_FRACTION` of the frame per frame**;
 * with no motion in a frame the profile is held, so a subject that stops keeps its window.
 
@@ -31,7 +32,8 @@ import numpy as np
 ANALYSIS_WIDTH = 160  # px: frames are analysed at this width (height keeps the aspect)
 MAX_STEP_FRACTION = 0.02  # the bound: the window moves at most 2 % of the frame extent per frame
 DEAD_ZONE_FRACTION = 0.10  # of the window extent: no move while the target is this close
-GAIN = 0.25  # share of the error beyond the dead zone closed in one frame
+GAIN = 0.25  # share of the error closed in one frame while moving (no overshoot: < 1)
+SETTLE_FRACTION = 0.2  # a moving window stops this close to the target (share of the dead zone)
 NOISE_LEVEL = 6  # grey levels: frame differences up to this are compression noise, not motion
 MIN_MOTION_SHARE = 0.001  # share of analysis pixels that must move for a frame to count as motion
 TIE_SHARE = 0.98  # placements within 2 % of the best count as equal: the nearest one wins
@@ -70,28 +72,37 @@ def contrast_map(current: np.ndarray) -> np.ndarray:
 
 
 def best_centre(profile: np.ndarray, window: float, previous: float | None = None) -> float:
-    """The centre (in profile cells) of the ``window``-cell placement holding the most of
-    ``profile``; among near-equal placements, the one nearest ``previous`` (no flip-flopping
-    between two equal subjects)."""
+    """Where (in profile cells) to centre a ``window``-cell window: the placement holding the most
+    of ``profile`` (among near-equal placements, the one nearest ``previous``: no flip-flopping
+    between two equal subjects), then the saliency centroid inside it, so a subject smaller than
+    the window sits in its middle rather than at whichever edge first contains it."""
     n = len(profile)
     w = max(1, min(n, round(window)))
     sums = np.convolve(profile, np.ones(w, np.float32), mode="valid")  # sums[i]: cells i..i+w-1
     best = float(sums.max())
     if best <= 0:
         return previous if previous is not None else n / 2
-    candidates = np.flatnonzero(sums >= TIE_SHARE * best) + w / 2
+    starts = np.flatnonzero(sums >= TIE_SHARE * best)
     if previous is None:
-        return float(np.argmax(sums)) + w / 2
-    return float(candidates[np.argmin(np.abs(candidates - previous))])
+        start = int(np.argmax(sums))
+    else:
+        start = int(starts[np.argmin(np.abs(starts + w / 2 - previous))])
+    inside = profile[start:start + w]
+    return float(start + np.dot(inside, np.arange(w) + 0.5) / inside.sum())
 
 
 @dataclass
 class AxisFollower:
-    """The controller for one axis, in source pixels. ``centre`` is the window's current centre."""
+    """The controller for one axis, in source pixels. ``centre`` is the window's current centre.
+
+    Hysteresis: a still window starts moving only when the target leaves the dead zone, and then
+    moves until it is within `SETTLE_FRACTION` of the dead zone of the target, so a subject that
+    fidgets inside the dead zone never nudges it."""
 
     extent: int  # frame size along the axis
     window: int  # window size along the axis
     centre: float
+    moving: bool = False
 
     def __post_init__(self) -> None:
         self.max_step = MAX_STEP_FRACTION * self.extent
@@ -102,10 +113,20 @@ class AxisFollower:
         return min(max(centre, self.window / 2), self.extent - self.window / 2)
 
     def step(self, target: float) -> float:
-        error = self._clamp(target) - self.centre
-        excess = abs(error) - self.dead_zone
-        if excess > 0:
-            move = min(GAIN * excess, self.max_step)
+        goal = self._clamp(target)
+        error = goal - self.centre
+        # At the frame's edge the window cannot overshoot, so no dead zone: go all the way (a
+        # subject leaving the frame would otherwise sit a dead zone outside the window).
+        at_edge = goal != target
+        start, settle = (1.0, 1.0) if at_edge else (self.dead_zone, SETTLE_FRACTION * self.dead_zone)
+        if not self.moving and abs(error) > start:
+            self.moving = True
+        if self.moving and abs(error) <= settle:
+            self.moving = False
+        if self.moving and at_edge and abs(error) <= 4:
+            self.centre = goal  # the edge is a hard stop: land on it instead of creeping forever
+        elif self.moving:
+            move = min(GAIN * abs(error), self.max_step)
             self.centre = self._clamp(self.centre + (move if error > 0 else -move))
         return self.centre
 

@@ -2,7 +2,7 @@
 
 Memory stays bounded whatever the clip's length: frames flow through two libavfilter graphs and
 straight into the encoder; only the decoder's and encoder's own frame queues are ever held. The
-per-frame pixel work stays inside libav (fps, transpose, crop, scale, boxblur, overlay); Python
+per-frame pixel work stays inside libav (fps, transpose, crop, scale, avgblur, overlay); Python
 touches a frame only to hand it on, and numpy only sees the 160 px grey copy that ``focus: auto``
 analyses.
 
@@ -206,12 +206,11 @@ class _Job:
     def _audio_piece(self, frame: av.AudioFrame) -> None:
         rate = frame.sample_rate
         start = float(frame.pts * frame.time_base)
-        end = self.cut_end if self.cut_end is not None else float("inf")
-        first = max(0, round((self.origin - start) * rate))
-        last = min(frame.samples, round((end - start) * rate))
-        if start >= end:
+        if self.cut_end is not None and start >= self.cut_end:
             self.audio_done = True
             return
+        first = max(0, round((self.origin - start) * rate))
+        last = frame.samples if self.cut_end is None else min(frame.samples, round((self.cut_end - start) * rate))
         if last <= first:
             return
         if first > 0 or last < frame.samples:
@@ -342,7 +341,9 @@ class _Reframe:
         split = graph.add("split")
         fill = [graph.add("scale", w=str(sw), h=str(sh), flags="area"),
                 graph.add("crop", w=str(fw), h=str(fh)),
-                graph.add("boxblur", luma_radius=str(radius), chroma_radius=str(max(1, radius // 2)), luma_power="2"),
+                # PyAV's FFmpeg has no boxblur (GPL); avgblur twice is a box blur squared, near-gaussian
+                graph.add("avgblur", sizeX=str(radius)),
+                graph.add("avgblur", sizeX=str(radius)),
                 graph.add("lutyuv", y=f"val*{PAD_FILL_LUMA}"),
                 graph.add("scale", w=str(ow), h=str(oh), flags="bilinear")]
         fit = graph.add("scale", w=str(layout.width), h=str(layout.height), flags="bicubic")
