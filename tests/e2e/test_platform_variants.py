@@ -4,6 +4,7 @@ only when the clip needs it, and the original is never touched."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -57,6 +58,11 @@ def write_clip(path: Path, *, width: int, height: int, seconds: float, fps: int 
 def frames_rgb(path: Path, *, every: int = 1) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(video=0)) if i % every == 0]
+
+
+def subject_pixels(frame: np.ndarray) -> int:
+    """Pixels of the white square after the emulator's warm grade (blue drops to ~200, red and green stay up)."""
+    return int(((frame[..., 0] > 220) & (frame[..., 1] > 220)).sum())
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +132,12 @@ def test_focus_auto_keeps_a_moving_subject_in_the_frame(client, clips, tmp_path)
     job, out = run(client, tmp_path, clips["moving"], "incoming/pv/auto.mp4", {"platform": "reels", "focus": "auto"})
     frames = frames_rgb(out["path"])
     # The square is 144 px in a 720 px frame: scaled to the 1920 px high output it is ~384 px wide.
-    seen = [((f.min(axis=2) > 200).sum() > 0.5 * 384 * 384) for f in frames]
+    seen = [subject_pixels(f) > 0.5 * 384 * 384 for f in frames]
     assert sum(seen) / len(seen) >= 0.95, f"subject visible in {sum(seen)} of {len(seen)} frames"
     # With a centre crop the same subject is out of the window most of the time.
     _, centre = run(client, tmp_path, clips["moving"], "incoming/pv/centre.mp4", {"platform": "reels"})
     frames = frames_rgb(centre["path"])
-    assert sum((f.min(axis=2) > 200).sum() > 0.5 * 384 * 384 for f in frames) / len(frames) < 0.6
+    assert sum(subject_pixels(f) > 0.5 * 384 * 384 for f in frames) / len(frames) < 0.6
 
 
 def test_trim_cuts_before_the_edit(client, clips, tmp_path):
@@ -203,7 +209,7 @@ def test_a_trim_outside_the_clip_is_refused_before_any_spend(client, clips):
 def test_a_crash_mid_prepare_is_retried_without_a_second_provider_task(stack, client, clips, tmp_path):
     from local.runtime import SimulatedCrash
 
-    container = stack.runner._handler(stack.prepare_function).__globals__["container"]
+    container = inspect.unwrap(stack.runner._handler(stack.prepare_function)).__globals__["container"]
     prepare = container.prepare_clip
     real, crashes = prepare._transformer, []
 

@@ -9,19 +9,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import av
-
 from clipedit.domain.errors import MediaRejected
 from clipedit.domain.framing import PreparePlan
-from clipedit_media.prepare import prepare_clip
+from clipedit_media.prepare import PrepareError, prepare_clip
 
 
 class PyAVTransformer:
     def prepare(self, source_path: str, target_path: str, plan: PreparePlan) -> dict[str, Any]:
         try:
             result = prepare_clip(source_path, target_path, plan)
-        except (av.error.InvalidDataError, av.error.DecoderNotFoundError, av.error.PatchWelcomeError) as error:
-            raise MediaRejected(f"the clip could not be decoded for preparing: {error}; re-export it as "
-                                "H.264 MP4 and upload it again", code="CLIP_UNDECODABLE") from None
-        facts = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
-        return {k: v for k, v in facts.items() if isinstance(v, (int, float, str, bool, list, dict))}
+        except PrepareError as error:
+            raise MediaRejected(f"{error}; re-export the clip as H.264 MP4 and upload it again",
+                                code="CLIP_UNDECODABLE") from None
+        facts = dataclasses.asdict(result)
+        # Stored on the job record: plain JSON values only (tuples become lists).
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in facts.items() if v is not None}
