@@ -110,6 +110,9 @@ def submit(
     video_mode: Annotated[Optional[str], typer.Option(help="edit (default) or reference (the clip guides a new shot).")] = None,
     duration: Annotated[Optional[int], typer.Option(help="Reference mode: the new shot's length in seconds.")] = None,
     shot_type: Annotated[Optional[str], typer.Option(help="Reference mode on fal O3: customize or intelligence.")] = None,
+    long_clip: Annotated[Optional[str], typer.Option(help="A clip longer than the model edits: reject (default), trim (keep the first allowed seconds) or segment (edit it in parts, stitch them).")] = None,
+    seam: Annotated[Optional[str], typer.Option(help="long_clip segment: cut (default) or crossfade between parts.")] = None,
+    overlap: Annotated[Optional[float], typer.Option(help="seam crossfade: seconds the parts share at each seam (default 0.5).")] = None,
     spec: Annotated[Optional[Path], typer.Option(help="A manifest JSON file to start from (options override it).")] = None,
     variant: Annotated[Optional[list[str]], typer.Option(help="NAME[:field=value,...] or JSON (repeat): one job each.")] = None,
     tag: Annotated[Optional[list[str]], typer.Option(help="key=value kept on the job and its events (repeat).")] = None,
@@ -129,7 +132,7 @@ def submit(
                         ("keep_audio", keep_audio), ("preset", preset), ("platform", platform),
                         ("aspect_ratio", aspect_ratio), ("reframe", reframe), ("focus", focus), ("trim", trim),
                         ("normalize", normalize), ("video_mode", video_mode), ("duration", duration),
-                        ("shot_type", shot_type)):
+                        ("shot_type", shot_type), ("long_clip", long_clip), ("seam", seam), ("overlap", overlap)):
         if value is not None:
             document[name] = value
     if image:
