@@ -146,7 +146,8 @@ def test_segment_returns_the_kept_stretch_and_parts_carry_the_parents_framing():
 
 @pytest.mark.parametrize("duration, framing, code", [
     (130.0, {"long_clip": "segment"}, "CLIP_OVER_MAX_SECONDS"),
-    (25.0, {"long_clip": "segment", "trim": "23-28"}, "TRIM_TOO_SHORT"),
+    # 3.005 s asked, the clip ends 0.045 s early: 2.96 s kept (a trim under 3 s is refused at intake)
+    (25.03, {"long_clip": "segment", "trim": "22.07-25.075"}, "TRIM_TOO_SHORT"),
     (25.0, {"long_clip": "segment", "trim": "26-40"}, "TRIM_OUTSIDE_CLIP"),
 ])
 def test_segment_refusals(duration, framing, code):
