@@ -16,7 +16,7 @@ from clipedit.usecases.long_clip import (
     StitchLongClip,
     part_job_id,
 )
-from clipedit.usecases.submit import SubmitJob
+from clipedit.usecases.retry import RetryJob
 from tests.unit.test_platform_variants import Storage, prepare_step
 from tests.unit.test_submit import BUCKET, World
 
@@ -210,3 +210,28 @@ def test_bad_input_is_rejected_with_its_code_before_any_spend(world, metadata, d
     (job,) = world.jobs.items.values()  # rejected at intake (the fields) or at submit (the probe)
     assert (job.status, job.error_code) == (JobStatus.REJECTED, code)
     assert world.provider.requests == [] and len(world.jobs.items) == 1
+
+
+def test_retrying_a_failed_parent_reruns_only_the_failed_part_then_stitches(world):
+    parent_id = upload_long(world)
+    world.settle()
+    first, second, third = world.jobs.get(parent_id).extra["part_job_ids"]
+    world.end_part(first)
+    world.end_part(second, JobStatus.FAILED, error_code="PROVIDER_TASK_FAILED", error_message="risk control")
+    world.end_part(third)
+    world.settle()
+    assert world.jobs.get(parent_id).status == JobStatus.FAILED
+    retry = RetryJob(jobs=world.jobs, queue=world.queue, recorder=world.submit_job._recorder, clock=world.clock)
+    outcome = retry(parent_id)
+    assert retry(parent_id).job_id == outcome.job_id and outcome.created  # asked twice: one new parent
+    world.settle()
+    new_parent = world.jobs.get(outcome.job_id)
+    ids = new_parent.extra["part_job_ids"]
+    assert ids[0] == first and ids[2] == third and ids[1] not in (first, second, third)
+    assert len(world.provider.requests) == 4  # the three first tries and the retried part, nothing else
+    world.end_part(ids[1])
+    world.settle()
+    new_parent = world.jobs.get(outcome.job_id)
+    assert new_parent.status == JobStatus.SUCCEEDED and new_parent.extra["retry_of"] == parent_id
+    assert world.jobs.get(parent_id).status == JobStatus.FAILED  # the original stays on file
+    assert world.jobs.get(ids[1]).extra["retry_of"] == second

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from clipedit.domain.errors import MediaRejected
 from clipedit.domain.stitching import StitchPlan
 
 
@@ -15,16 +16,22 @@ def _times(candidates: Any, name: str) -> list[float]:
 
 class PyAVLongClipMedia:
     def cut_candidates(self, path: str) -> tuple[list[float], list[float]]:
-        from clipedit_media.cuts import find_cut_candidates
+        from clipedit_media.cuts import CutAnalysisError, find_cut_candidates
 
-        candidates = find_cut_candidates(path)
+        try:
+            candidates = find_cut_candidates(path)
+        except CutAnalysisError as error:
+            raise MediaRejected(f"the clip could not be decoded for its cut points: {error}",
+                                code="CLIP_UNDECODABLE") from error
         return _times(candidates, "scene_cuts"), _times(candidates, "keyframes")
 
     def stitch(self, part_paths: Sequence[str], source_path: str, target_path: str, plan: StitchPlan) -> dict[str, Any]:
-        from dataclasses import asdict, is_dataclass
+        from dataclasses import asdict
 
-        from clipedit_media.stitch import stitch_parts
+        from clipedit_media.stitch import StitchError, stitch_parts
 
-        result = stitch_parts(list(part_paths), source_path, target_path, plan)
-        facts = asdict(result) if is_dataclass(result) else dict(result or {})
-        return {k: v for k, v in facts.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        try:
+            result = stitch_parts(list(part_paths), source_path, target_path, plan)
+        except StitchError as error:  # a part missing, undecodable or too short: stitching again cannot help
+            raise MediaRejected(str(error), code="STITCH_FAILED") from error
+        return {**asdict(result), "duration_seconds": result.duration}

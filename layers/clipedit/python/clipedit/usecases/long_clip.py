@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Protocol, Sequence
 
-from clipedit.domain.errors import RetryLater
+from clipedit.domain.errors import MediaRejected, RetryLater
 from clipedit.domain.job import Job, JobStatus, ObjectRef
 from clipedit.domain.keys import output_key_for
 from clipedit.domain.manifest import MediaRef
@@ -148,7 +148,13 @@ class SplitLongClip(_Base):
         split = (parent.prepare or {}).get("split") or {}
         plan_record = parent.extra.get("stitch_plan")
         if plan_record is None:
-            plan_record = stitch_plan_to_record(self._plan(parent, split))
+            try:
+                plan_record = stitch_plan_to_record(self._plan(parent, split))
+            except MediaRejected as problem:
+                now = iso(self._clock.now())
+                self._move(parent, JobStatus.REJECTED, error_code=problem.code, error_message=problem.message,
+                           finished_at=now, wait_reason=None, next_attempt_at=None)
+                return LongClipOutcome(parent.job_id, "REJECTED", problem.code)
             estimate = estimate_cost(stitch_plan_from_record(plan_record), mode=parent.mode or "pro")
             ids = [part_job_id(parent.job_id, p["index"]) for p in plan_record["parts"]]
             # Recorded before any part exists: a second delivery reuses this plan, never another.
@@ -273,6 +279,13 @@ class StitchLongClip(_Base):
             raise RetryLater("another stitch of this clip is running")  # the message comes back later
         try:
             key, size, facts = self._stitch(parent, parts)  # type: ignore[arg-type]
+        except MediaRejected as problem:
+            now_iso = iso(self._clock.now())
+            failed = self._jobs.transition(parent_id, JobStatus.FAILED, now=now_iso, lease_owner=owner, fields={
+                "error_code": problem.code, "error_message": problem.message, "finished_at": now_iso})
+            if failed is not None:
+                self._recorder(failed, parent.status.value)
+            return LongClipOutcome(parent_id, "FAILED", problem.code)
         except BaseException:
             self._jobs.release_lease(parent_id, owner=owner)
             raise
