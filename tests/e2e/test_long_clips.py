@@ -115,7 +115,7 @@ def test_a_failed_part_fails_the_parent_and_retry_pays_for_that_part_only(stack,
     assert_tone_throughout(out_path, 25.0)
 
 
-def test_the_same_upload_delivered_three_times_makes_one_parent_and_three_parts(stack, client, long_clip):
+def test_the_same_upload_delivered_three_times_makes_one_parent_and_three_parts(stack, client, cli, long_clip):
     key = "incoming/long/dup.mp4"
     with open(long_clip, "rb") as body:
         put = client.s3.put_object(Bucket=stack.info["inbox_bucket"], Key=key, Body=body,
@@ -128,6 +128,16 @@ def test_the_same_upload_delivered_three_times_makes_one_parent_and_three_parts(
     jobs = client.jobs_for_source(key)
     assert len(jobs) == 4 and len([j for j in jobs if j.get("parent_id") == parent["job_id"]]) == 3
     assert len(tasks_for(stack, parent["part_job_ids"])) == 3
+    # The command line shows the parts under their parent.
+    code, out, _ = cli("status", parent["job_id"], "--json")
+    view = json.loads(out)
+    assert code == 0 and [p["job_id"] for p in view["parts"]] == parent["part_job_ids"]
+    assert [p["status"] for p in view["parts"]] == ["SUCCEEDED"] * 3 and view["parts_succeeded"] == 3
+    code, out, _ = cli("list", "--limit", "100")
+    lines = out.splitlines()
+    row = next(i for i, line in enumerate(lines) if parent["job_id"] in line and "└" not in line)
+    for offset, part_id in enumerate(parent["part_job_ids"], 1):
+        assert part_id in lines[row + offset] and "└" in lines[row + offset] and f"part {offset}/3" in lines[row + offset]
 
 
 def test_bad_input_gets_its_code_and_spends_nothing(stack, client, long_clip):
@@ -148,3 +158,20 @@ def test_bad_input_gets_its_code_and_spends_nothing(stack, client, long_clip):
     (default,) = client.jobs_for_source("incoming/long/default.mp4")
     assert "long_clip: segment" in default["error_message"] and "units" in default["error_message"]
     assert len(stack.emulator.tasks()) == before
+
+
+def test_dry_run_prints_the_plan_and_submits_nothing(stack, client, cli, long_clip):
+    before_tasks = len(stack.emulator.tasks())
+    before_objects = client.s3.list_objects_v2(Bucket=stack.info["inbox_bucket"]).get("KeyCount", 0)
+    code, out, err = cli("submit", str(long_clip), "--prompt", PROMPT, "--mode", "std", "--long-clip", "segment",
+                         "--seam", "crossfade", "--dry-run", "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["submitted"] is False and len(plan["parts"]) == 3 and len(plan["boundaries"]) == 2
+    assert plan["seam"] == "crossfade" and plan["overlap"] == 0.5 and plan["kept_seconds"] == pytest.approx(25.0, abs=0.05)
+    assert all(3.0 <= part["seconds"] <= 10.0 for part in plan["parts"])
+    assert plan["estimate"]["parts"] == 3 and plan["estimate"]["units"] > 0
+    code, out, _ = cli("submit", str(long_clip), "--prompt", PROMPT, "--dry-run")
+    assert code == 2 and "CLIP_TOO_LONG" in out and "long_clip: segment" in out
+    assert len(stack.emulator.tasks()) == before_tasks
+    assert client.s3.list_objects_v2(Bucket=stack.info["inbox_bucket"]).get("KeyCount", 0) == before_objects

@@ -182,6 +182,19 @@ def decide_long_clip(facts: VideoFacts, framing: Framing, limits: MediaLimits, *
                         f"{hint[0].upper()}{hint[1:]}", code="CLIP_TOO_LONG")
 
 
+def plan_parts(request: SegmentRequest, framing: Framing, limits: MediaLimits, *, scene_cuts: Sequence[float] = (),
+               keyframes: Sequence[float] = (), keep_audio: bool = True) -> StitchPlan:
+    """The parts of a segmented clip; candidate times are the source's (the user's trim is applied)."""
+    shortest, longest = part_limits(limits)
+
+    def on_timeline(times: Sequence[float]) -> list[float]:
+        return [t - request.start for t in times if request.start < t < request.end]
+
+    return plan_segments(request.length, scene_cuts=on_timeline(scene_cuts), keyframes=on_timeline(keyframes),
+                         min_part=shortest, max_part=longest, seam=framing.seam or "cut",
+                         overlap=framing.overlap or DEFAULT_OVERLAP, keep_audio=keep_audio, audio_offset=request.start)
+
+
 def part_framing(framing: Framing, window: PartWindow, *, trim_start: float) -> Framing:
     """A part's framing: the parent's (same reframe, focus, platform) over the part's window."""
     return replace(framing, trim=(round(trim_start + window.start, 3), round(trim_start + window.end, 3)),

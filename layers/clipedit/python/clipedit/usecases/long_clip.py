@@ -31,10 +31,10 @@ from clipedit.domain.keys import output_key_for
 from clipedit.domain.manifest import MediaRef
 from clipedit.domain.prepare_plan import framing_from_record
 from clipedit.domain.segments import (
+    SegmentRequest,
     estimate_cost,
     part_framing,
-    part_limits,
-    plan_segments,
+    plan_parts,
     stitch_plan_from_record,
     stitch_plan_to_record,
 )
@@ -174,18 +174,13 @@ class SplitLongClip(_Base):
         return LongClipOutcome(parent.job_id, "SPLIT", f"{len(plan.parts)} parts ({created} new)")
 
     def _plan(self, parent: Job, split: dict[str, Any]) -> StitchPlan:
-        start, end = float(split["start"]), float(split["end"])
-        framing = framing_from_record(parent.framing)
-        shortest, longest = part_limits(limits_for(parent.model or "o3"))
         with tempfile.TemporaryDirectory(prefix="clipedit-", dir=self._settings.work_dir) as work:
             source = os.path.join(work, "source")
             self._fetch_source(parent, source)
             scene_cuts, keyframes = self._media.cut_candidates(source)
-        on_timeline = lambda times: [t - start for t in times if start < t < end]  # noqa: E731
-        return plan_segments(end - start, scene_cuts=on_timeline(scene_cuts), keyframes=on_timeline(keyframes),
-                             min_part=shortest, max_part=longest, seam=framing.seam or "cut",
-                             overlap=framing.overlap or 0.5, keep_audio=parent.keep_audio is not False,
-                             audio_offset=start)
+        return plan_parts(SegmentRequest(float(split["start"]), float(split["end"])), framing_from_record(parent.framing),
+                          limits_for(parent.model or "o3"), scene_cuts=scene_cuts, keyframes=keyframes,
+                          keep_audio=parent.keep_audio is not False)
 
     def _create_parts(self, parent: Job, plan: StitchPlan, *, trim_start: float) -> int:
         framing = framing_from_record(parent.framing)

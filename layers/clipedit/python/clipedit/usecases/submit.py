@@ -28,8 +28,7 @@ from clipedit.domain.segments import (
     check_first_part,
     decide_long_clip,
     estimate_cost,
-    part_limits,
-    plan_segments,
+    plan_parts,
 )
 from clipedit.ports import (
     CancellableProvider,
@@ -199,10 +198,7 @@ class SubmitJob:
     def _segment_fields(job: Job, request: SegmentRequest, framing: Any, limits: Any) -> tuple[dict, dict]:
         """A long clip edited in parts: the prepare step plans the parts (it decodes the clip for
         cut points); the estimate here (even parts) is on the record before anything is spent."""
-        shortest, longest = part_limits(limits)
-        even = plan_segments(request.length, min_part=shortest, max_part=longest, seam=framing.seam or "cut",
-                             overlap=framing.overlap or 0.5)
-        estimate = estimate_cost(even, mode=job.mode or "pro")
+        estimate = estimate_cost(plan_parts(request, framing, limits), mode=job.mode or "pro")
         prepare = {"status": "pending", "split": {"start": round(request.start, 3), "end": round(request.end, 3)},
                    "plan": {"reasons": [f"split {request.length:.2f} s into {estimate.parts} parts"]}}
         return prepare, {"long_clip": "segment", "parts_total": estimate.parts,
