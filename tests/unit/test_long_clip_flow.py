@@ -235,3 +235,20 @@ def test_retrying_a_failed_parent_reruns_only_the_failed_part_then_stitches(worl
     assert new_parent.status == JobStatus.SUCCEEDED and new_parent.extra["retry_of"] == parent_id
     assert world.jobs.get(parent_id).status == JobStatus.FAILED  # the original stays on file
     assert world.jobs.get(ids[1]).extra["retry_of"] == second
+
+
+def test_reconcile_wakes_a_stale_parent_instead_of_finalizing_it(world):
+    from tests.unit.test_reconcile import reconcile_for
+
+    parent_id = upload_long(world)
+    world.settle()
+    for job_id in world.jobs.get(parent_id).extra["part_job_ids"]:
+        world.end_part(job_id)
+    world.queue.sent.clear()  # every wake-up of the parent is lost
+    world.queue.delays.clear()
+    world.clock.advance(3600)
+    findings = [f for f in reconcile_for(world).run(repair=True) if f.job_id == parent_id]
+    assert len(findings) == 1 and findings[0].repaired and "long clip" in findings[0].problem
+    world.queue.delays[:] = [0] * len(world.queue.sent)  # deliver the repair's message now
+    world.settle()
+    assert world.jobs.get(parent_id).status == JobStatus.SUCCEEDED
