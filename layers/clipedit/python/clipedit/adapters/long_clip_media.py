@@ -32,6 +32,8 @@ class PyAVLongClipMedia:
 
         try:
             result = stitch_parts(list(part_paths), source_path, target_path, plan)
-        except StitchError as error:  # a part missing, undecodable or too short: stitching again cannot help
+        except (StitchError, ValueError) as error:
+            # A part missing, undecodable or too short, or a plan the parts contradict: stitching
+            # again cannot help, so the parent fails with the reason instead of the request retrying.
             raise MediaRejected(str(error), code="STITCH_FAILED") from error
         return {**asdict(result), "duration_seconds": result.duration}
