@@ -175,3 +175,39 @@ def test_dry_run_prints_the_plan_and_submits_nothing(stack, client, cli, long_cl
     assert code == 2 and "CLIP_TOO_LONG" in out and "long_clip: segment" in out
     assert len(stack.emulator.tasks()) == before_tasks
     assert client.s3.list_objects_v2(Bucket=stack.info["inbox_bucket"]).get("KeyCount", 0) == before_objects
+
+
+def test_a_stitch_killed_mid_way_is_retried_without_editing_any_part_again(stack, client, long_clip, tmp_path):
+    import dataclasses
+    import inspect
+
+    from local.runtime import SimulatedCrash
+
+    container = inspect.unwrap(stack.runner._handler(stack.prepare_function)).__globals__["container"]
+    stitch = container.stitch_long_clip
+    real_media, real_settings, crashes = stitch._media, stitch._settings, []
+
+    class DiesOnce:
+        def cut_candidates(self, path):
+            return real_media.cut_candidates(path)
+
+        def stitch(self, part_paths, source_path, target_path, plan):
+            if not crashes:
+                crashes.append(plan)
+                Path(target_path).write_bytes(b"half a video")  # what a killed process leaves behind
+                raise SimulatedCrash("stitch killed mid-encode (test)")
+            return real_media.stitch(part_paths, source_path, target_path, plan)
+
+    stitch._media = DiesOnce()
+    stitch._settings = dataclasses.replace(real_settings, stitch_lease_seconds=3)  # 960 s in AWS
+    try:
+        parent_id, parent = run_long(client, long_clip, "incoming/long/crash.mp4")
+    finally:
+        stitch._media, stitch._settings = real_media, real_settings
+    assert len(crashes) == 1
+    assert parent["status"] == "SUCCEEDED", (parent.get("error_code"), parent.get("error_message"))
+    assert len(tasks_for(stack, parent["part_job_ids"])) == 3  # no part edited twice
+    out = client.download_output(parent, tmp_path / "crash.mp4")
+    assert abs(probe(out)["duration_seconds"] - 25.0) <= FRAME + 1e-6
+    versions = client.s3.list_object_versions(Bucket=parent["output_bucket"], Prefix=parent["output_key"])
+    assert len([v for v in versions.get("Versions", []) if v["Key"] == parent["output_key"]]) == 1

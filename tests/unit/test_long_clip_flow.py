@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from clipedit.domain.errors import RetryLater
 from clipedit.domain.job import JobStatus
 from clipedit.domain.prepare_plan import framing_from_record
 from clipedit.domain.stitching import StitchPlan
@@ -188,11 +189,18 @@ def test_a_stitch_that_crashes_is_retried_without_touching_the_parts(world):
     world.drain()
     stitch = world.prepare_queue.sent.pop(0)
     real = world.media.stitch
-    world.media.stitch = lambda *a: (_ for _ in ()).throw(MemoryError("killed"))
-    with pytest.raises(MemoryError):
+
+    class Killed(BaseException):  # a process killed mid-stitch runs no cleanup: the lease stays
+        pass
+
+    world.media.stitch = lambda *a: (_ for _ in ()).throw(Killed())
+    with pytest.raises(Killed):
         world.stitch(stitch["job_id"])
     world.media.stitch = real
-    assert world.stitch(stitch["job_id"]).status == "SUCCEEDED"  # the queue delivers it again
+    with pytest.raises(RetryLater):  # delivered again at once: the dead stitch's lease still holds
+        world.stitch(stitch["job_id"])
+    world.clock.advance(world.stitch._settings.stitch_lease_seconds + 1)
+    assert world.stitch(stitch["job_id"]).status == "SUCCEEDED"  # delivered again after the lease
     assert len(world.provider.requests) == 3
 
 

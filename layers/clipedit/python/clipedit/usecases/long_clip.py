@@ -106,6 +106,9 @@ class LongClipSettings:
     incoming_prefix: str
     output_prefix: str
     work_dir: str | None = None
+    # Longer than the prepare function's timeout: a live stitch is never overtaken, a crashed one's
+    # lease expires and the redelivered request stitches again.
+    stitch_lease_seconds: int = STITCH_LEASE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -270,7 +273,8 @@ class StitchLongClip(_Base):
             return LongClipOutcome(parent_id, parent.status.value, "not every part has succeeded")
         owner = uuid.uuid4().hex
         now = self._clock.now()
-        if not self._jobs.acquire_lease(parent_id, owner=owner, now=iso(now), until=iso(now + STITCH_LEASE_SECONDS)):
+        if not self._jobs.acquire_lease(parent_id, owner=owner, now=iso(now),
+                                        until=iso(now + self._settings.stitch_lease_seconds)):
             raise RetryLater("another stitch of this clip is running")  # the message comes back later
         try:
             key, size, facts = self._stitch(parent, parts)  # type: ignore[arg-type]
@@ -281,7 +285,9 @@ class StitchLongClip(_Base):
             if failed is not None:
                 self._recorder(failed, parent.status.value)
             return LongClipOutcome(parent_id, "FAILED", problem.code)
-        except BaseException:
+        except Exception:
+            # An error we can see: the next delivery may stitch at once. A crash runs no cleanup;
+            # then the lease expiring lets the redelivered request take over.
             self._jobs.release_lease(parent_id, owner=owner)
             raise
         now_iso = iso(self._clock.now())
