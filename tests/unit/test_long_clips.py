@@ -163,3 +163,18 @@ def test_a_clip_that_fits_is_left_to_the_normal_plan():
     framing = parse_framing({"long_clip": "segment"})
     assert decide_long_clip(facts(duration_seconds=9.0), framing, O3_LIMITS, max_clip_seconds=120,
                             mode="pro") is framing
+
+
+def test_manifests_presets_variants_and_batch_columns_carry_the_fields():
+    from clipedit.domain.batch import parse_csv
+    from clipedit.domain.manifest import merge_layers, parse_manifest, parse_preset
+
+    preset = parse_preset({"long_clip": "segment", "seam": "crossfade"}, name="long")
+    manifest = parse_manifest({"video_url": "clips/a.mp4", "prompt": "p", "overlap": 0.8,
+                               "variants": [{"name": "cut", "seam": "cut"}]})
+    variant = manifest["variants"][0]
+    framing = parse_framing(merge_layers(preset, {k: v for k, v in manifest.items() if k != "variants"}, variant))
+    assert (framing.long_clip, framing.seam, framing.overlap) == ("segment", None, 0.8)
+    (row,) = parse_csv(["video_url,prompt,long_clip,seam,overlap", "clips/a.mp4,p,segment,crossfade,1.5"])
+    assert row.error is None
+    assert parse_framing(row.layer) == parse_framing({"long_clip": "segment", "seam": "crossfade", "overlap": 1.5})
