@@ -211,3 +211,16 @@ def test_a_stitch_killed_mid_way_is_retried_without_editing_any_part_again(stack
     assert abs(probe(out)["duration_seconds"] - 25.0) <= FRAME + 1e-6
     versions = client.s3.list_object_versions(Bucket=parent["output_bucket"], Prefix=parent["output_key"])
     assert len([v for v in versions.get("Versions", []) if v["Key"] == parent["output_key"]]) == 1
+
+
+def test_clipedit_submit_with_long_clip_options_edits_in_parts(stack, cli, long_clip, tmp_path):
+    # The command line goes through a manifest (not metadata): the fields must survive it.
+    code, out, err = cli("submit", str(long_clip), "--prompt", PROMPT, "--mode", "std", "--long-clip", "segment",
+                         "--seam", "crossfade", "--overlap", "0.6", "--watch", "--json", "--timeout", "300",
+                         timeout=360)
+    assert code == 0, err
+    (job,) = json.loads(out[out.rindex("\n{") + 1:] if "\n{" in out else out)["jobs"]
+    code, out, _ = cli("status", job["job_id"], "--json")
+    parent = json.loads(out)
+    assert parent["status"] == "SUCCEEDED" and parent["parts_total"] == 3 and len(parent["parts"]) == 3
+    assert parent["stitch_plan"]["seam"] == "crossfade" and parent["stitch_plan"]["overlap"] == 0.6
