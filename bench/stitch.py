@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json")
     parser.add_argument("--quick", action="store_true", help="3 parts of 2 s, one round")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--jobs", default="copy,reencode,crossfade", help="comma-separated subset of copy,reencode,crossfade")
     args = parser.parse_args(argv)
     if shutil.which("ffmpeg") is None:
         say("ffmpeg is not installed (apt-get install -y ffmpeg): no baseline")
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [("copy", "cut, stream copy", "cut", on_keys),
             ("reencode", "cut, re-encode", "cut", [b + 0.125 for b in on_keys]),
             ("crossfade", "crossfade 0.5 s", "crossfade", on_keys)]
+    jobs = [job for job in jobs if job[0] in args.jobs.split(",")]
     rows, details = [], {}
     with tempfile.TemporaryDirectory(prefix="bench-stitch-") as tmp:
         work = Path(tmp)
