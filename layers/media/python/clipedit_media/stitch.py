@@ -65,7 +65,7 @@ def stitch_parts(part_paths: Sequence[str], source_path: str | None, dst_path: s
     width = even(plan.width if plan.width else parts[0].width)
     height = even(plan.height if plan.height else parts[0].height)
     for part, (lo, hi) in zip(parts, _local_spans(plan)):
-        if part.length < hi - 1 / plan.fps:
+        if part.length < hi - 1 / plan.fps - 1e-6:  # one frame short is held (its last frame shown twice)
             raise StitchError(f"part {part.index} is {part.length:.3f} s long; its window needs {hi:.3f} s: {part.path}")
     with_audio = False
     if plan.keep_audio and source_path is not None:
