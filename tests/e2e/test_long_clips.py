@@ -140,8 +140,13 @@ def test_the_same_upload_delivered_three_times_makes_one_parent_and_three_parts(
         assert part_id in lines[row + offset] and "└" in lines[row + offset] and f"part {offset}/3" in lines[row + offset]
 
 
-def test_bad_input_gets_its_code_and_spends_nothing(stack, client, long_clip):
+def test_bad_input_gets_its_code_and_spends_nothing(stack, client, long_clip, tmp_path):
     before = len(stack.emulator.tasks())
+    too_long = write_clip(tmp_path / "too-long.mp4", width=1280, height=720, seconds=125.0, audio=False)
+    client.upload_clip(too_long, "incoming/long/too-long.mp4", {"prompt": PROMPT, "long-clip": "segment"})
+    (job,) = client.wait_for_source("incoming/long/too-long.mp4", timeout=120)
+    assert (job["status"], job["error_code"]) == ("REJECTED", "CLIP_OVER_MAX_SECONDS"), job.get("error_message")
+    assert "120 s" in job["error_message"]
     cases = {
         "incoming/long/default.mp4": ({}, "CLIP_TOO_LONG"),
         "incoming/long/badchoice.mp4": ({"long-clip": "split"}, "INVALID_LONG_CLIP"),
