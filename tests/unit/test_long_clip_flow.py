@@ -4,6 +4,10 @@ failed part fails the parent by name, and the stitch runs the plan over the part
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import jsonschema
 import pytest
 
 from clipedit.domain.errors import RetryLater
@@ -129,6 +133,14 @@ def test_a_25_s_clip_becomes_a_parent_with_three_parts_each_one_provider_task(wo
     assert plan.duration == 25.0 and plan.keep_audio and len(world.provider.requests) == 3
     statuses = [d["status"] for _, d in world.events.published if d["job_id"] == parent_id]
     assert statuses == ["RECEIVED", "QUEUED", "SUBMITTED", "PROCESSING", "SUCCEEDED"]
+    parent_events = [d for _, d in world.events.published if d["job_id"] == parent_id]
+    assert [(d.get("parts_succeeded"), d.get("parts_total")) for d in parent_events[-2:]] == [(1, 3), (3, 3)]
+    assert {d.get("parent_id") for _, d in world.events.published if d["job_id"] in {p.job_id for p in parts}} == {parent_id}
+    schema = json.loads((Path(__file__).resolve().parents[2] / "events" / "schemas"
+                         / "job-status-changed.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for kind, detail in world.events.published:
+        validator.validate(detail)  # parents' and parts' events keep to the published schema
 
 
 def test_cut_points_come_from_the_decoded_clip_on_the_trimmed_timeline():
