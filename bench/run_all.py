@@ -34,8 +34,9 @@ BENCHMARKS = (
     ("cost", "5 cost per job on AWS from counted requests"),
     ("load", "4 load (issue 4): 1,000 uploads at once behind the provider concurrency gate"),
     ("prepare", "6 prepare step (issue 12): PyAV crop/scale/encode vs the ffmpeg command line, peak RSS"),
+    ("stitch", "7 stitch step (issue 13): PyAV stitch of a 60 s 1080p result vs ffmpeg concat/xfade, peak RSS"),
 )
-TIMEOUTS = {"orchestration": 900, "output_copy": 1800, "cold_start": 900, "throughput": 2400, "cost": 900, "load": 2400, "prepare": 900}
+TIMEOUTS = {"orchestration": 900, "output_copy": 1800, "cold_start": 900, "throughput": 2400, "cost": 900, "load": 2400, "prepare": 900, "stitch": 2400}
 NOT_IN_QUICK = {"load"}  # minutes even when small; the throughput smoke run covers the same path
 
 

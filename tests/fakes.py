@@ -74,7 +74,21 @@ class FakeJobStore:
             if job is None or job.status != expected:
                 return False
             for name, value in fields.items():
-                setattr(job, name, value)
+                if hasattr(job, name):
+                    setattr(job, name, value)
+                else:
+                    job.extra[name] = value  # as the adapter reads it back: an attribute of its own
+            return True
+
+    def claim_until(self, job_id, name, *, expected, now, until):
+        with self.lock:
+            job = self.items.get(job_id)
+            if job is None or job.status not in expected:
+                return False
+            current = job.extra.get(name)
+            if current and current >= now:
+                return False
+            job.extra[name] = until
             return True
 
     def acquire_lease(self, job_id, *, owner, now, until):

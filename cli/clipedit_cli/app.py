@@ -110,28 +110,34 @@ def submit(
     video_mode: Annotated[Optional[str], typer.Option(help="edit (default) or reference (the clip guides a new shot).")] = None,
     duration: Annotated[Optional[int], typer.Option(help="Reference mode: the new shot's length in seconds.")] = None,
     shot_type: Annotated[Optional[str], typer.Option(help="Reference mode on fal O3: customize or intelligence.")] = None,
+    long_clip: Annotated[Optional[str], typer.Option(help="A clip longer than the model edits: reject (default), trim (keep the first allowed seconds) or segment (edit it in parts, stitch them).")] = None,
+    seam: Annotated[Optional[str], typer.Option(help="long_clip segment: cut (default) or crossfade between parts.")] = None,
+    overlap: Annotated[Optional[float], typer.Option(help="seam crossfade: seconds the parts share at each seam (default 0.5).")] = None,
     spec: Annotated[Optional[Path], typer.Option(help="A manifest JSON file to start from (options override it).")] = None,
     variant: Annotated[Optional[list[str]], typer.Option(help="NAME[:field=value,...] or JSON (repeat): one job each.")] = None,
     tag: Annotated[Optional[list[str]], typer.Option(help="key=value kept on the job and its events (repeat).")] = None,
     watch_it: Annotated[bool, typer.Option("--watch", help="Follow the jobs to their end.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     timeout: Annotated[Optional[float], typer.Option(help="With --watch: give up after this many seconds.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="A local clip: print the plan (parts, boundaries, estimated cost) and submit nothing.")] = False,
 ) -> None:
     """Upload a clip (and its reference images) and submit the edit; prints the job ids."""
     from clipedit_cli.backend import load_spec, new_session
 
-    context = _ctx(ctx)
-    backend = context.backend()
     document: dict[str, Any] = load_spec(spec) if spec else {}
-    session = new_session()
-    document["video_url"] = backend.media_ref(clip, session)
-    for name, value in (("prompt", prompt), ("mode", mode), ("model", model), ("provider", provider),
+    options = {name: value for name, value in (("prompt", prompt), ("mode", mode), ("model", model), ("provider", provider),
                         ("keep_audio", keep_audio), ("preset", preset), ("platform", platform),
                         ("aspect_ratio", aspect_ratio), ("reframe", reframe), ("focus", focus), ("trim", trim),
                         ("normalize", normalize), ("video_mode", video_mode), ("duration", duration),
-                        ("shot_type", shot_type)):
-        if value is not None:
-            document[name] = value
+                        ("shot_type", shot_type), ("long_clip", long_clip), ("seam", seam), ("overlap", overlap))
+               if value is not None}
+    if dry_run:
+        _print_plan_and_exit(Path(clip), {**document, **options}, as_json=as_json)
+    context = _ctx(ctx)
+    backend = context.backend()
+    session = new_session()
+    document["video_url"] = backend.media_ref(clip, session)
+    document.update(options)
     if image:
         document["image_urls"] = [backend.media_ref(i, session) for i in image]
     if element:
@@ -159,6 +165,30 @@ def submit(
     if watch_it:
         _watch_and_exit(context, submitted.job_ids, as_json=as_json, interval=None, timeout=timeout,
                         just_submitted=True)
+
+
+def _print_plan_and_exit(path: Path, document: dict[str, Any], *, as_json: bool) -> None:
+    from clipedit_cli.dry_run import dry_run
+
+    if not path.is_file():
+        raise CliError(f"--dry-run plans a local clip; {path} is not a file", Exit.USAGE)
+    plan = dry_run(path, document)
+    if as_json:
+        _print_json(plan)
+    elif "error_code" in plan:
+        console.print(f"[red]{plan['error_code']}[/red]: {plan['error_message']}")
+    else:
+        table = Table("part", "start (s)", "end (s)", "seconds")
+        for part in plan["parts"]:
+            table.add_row(str(part["part"]), f"{part['start']:.3f}", f"{part['end']:.3f}", f"{part['seconds']:.3f}")
+        console.print(table)
+        estimate = plan["estimate"]
+        console.print(f"{plan['kept_seconds']:.2f} s in {estimate['parts']} part(s), seam {plan['seam']}"
+                      + (f" ({plan['overlap']:g} s overlap)" if plan["overlap"] else "")
+                      + f"; boundaries {', '.join(f'{b:g}' for b in plan['boundaries']) or 'none'}"
+                      + f"; estimated {estimate['billed_seconds']} s billed, about {estimate['units']:g} units "
+                      + f"({estimate['mode']}). Nothing was submitted.")
+    raise typer.Exit(int(Exit.USAGE if "error_code" in plan else Exit.OK))
 
 
 # --- watch, status, list ------------------------------------------------------------------------
@@ -225,18 +255,29 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="The whole job record as JSON.")] = False,
 ) -> None:
     """Show one job."""
-    view = _ctx(ctx).backend().job_view(job_id)
+    backend = _ctx(ctx).backend()
+    view = backend.job_view(job_id)
+    parts = [backend.job_view(part_id) for part_id in view.get("part_job_ids") or []]
     if as_json:
-        _print_json(view)
+        _print_json({**view, "parts": parts} if parts else view)
         return
     table = Table(show_header=False, box=None, pad_edge=False)
     for name in ("job_id", "status", "input_key", "video_ref", "prompt", "provider", "mode", "model", "provider_task_id",
                  "created_at", "submitted_at", "finished_at", "output_bucket", "output_key", "output_size",
-                 "error_code", "error_message", "batch_id", "batch_row", "variant", "retry_of"):
+                 "error_code", "error_message", "batch_id", "batch_row", "variant", "retry_of", "parent_id",
+                 "parts_total", "parts_succeeded", "parts_failed", "estimated_seconds", "estimated_units",
+                 "provider_units"):
         if name in view:
             value = view[name]
             table.add_row(name, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     console.print(table)
+    if parts:  # a long clip: its parts, each a job of its own
+        rows = Table("part", "job", "status", "window (s)", "result")
+        for number, part in enumerate(parts, 1):
+            window = (part.get("framing") or {}).get("trim", "")
+            rows.add_row(str(number), part["job_id"], part["status"], window,
+                         part.get("output_key") or part.get("error_code") or "")
+        console.print(rows)
 
 
 @app.command(name="list")
@@ -266,18 +307,40 @@ def list_jobs(
     table = Table("job", "status", "created (UTC)", "clip", "result")
     for column in table.columns[:3]:
         column.no_wrap = True  # ids are copied from here: never cut
-    for job in jobs:
+    for job in _parts_under_parents(jobs):
         video = job.video_ref or {}
         clip = (video.get("key") or video.get("url") or job.input_key).rsplit("/", 1)[-1].split("?", 1)[0]
         if job.batch_row is not None:
             clip += f" (row {job.batch_row})"
         result_text = job.output_key or job.error_code or ""
-        table.add_row(job.job_id, job.status.value, job.created_at[:19].replace("T", " "), clip, result_text)
+        name = job.job_id
+        if job.extra.get("parent_id"):  # a long clip's part, listed under its parent
+            name = f"└ {job.job_id}"
+            clip += f" (part {int(job.extra.get('part_index') or 0) + 1}/{job.extra.get('parts_total', '?')})"
+        elif job.extra.get("parts_total") and not job.terminal:
+            result_text = f"{job.extra.get('parts_succeeded') or 0}/{job.extra['parts_total']} parts"
+        table.add_row(name, job.status.value, job.created_at[:19].replace("T", " "), clip, result_text)
     console.print(table)
     if cursor:
         console.print(f"more: clipedit list --next {cursor}" + "".join(
             f" --{k} {v}" for k, v in (("status", status_filter), ("since", since), ("batch", batch),
                                        ("limit", limit if limit != 50 else None)) if v))
+
+
+def _parts_under_parents(jobs: list[Any]) -> list[Any]:
+    """The page's order, except that a long clip's parts follow their parent when it is on the page."""
+    on_page = {job.job_id for job in jobs}
+    children: dict[str, list[Any]] = {}
+    for job in jobs:
+        if job.extra.get("parent_id") in on_page:
+            children.setdefault(job.extra["parent_id"], []).append(job)
+    ordered: list[Any] = []
+    for job in jobs:
+        if job.extra.get("parent_id") in on_page:
+            continue
+        ordered.append(job)
+        ordered += sorted(children.get(job.job_id, []), key=lambda part: int(part.extra.get("part_index") or 0))
+    return ordered
 
 
 # --- batches, results, retries ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Prepare function: one SQS batch from the prepare queue, one job per message.
 
 Thin by design: each message names a QUEUED job whose clip needs reframing, trimming or
-normalizing; the use case streams the clip, runs the plan with PyAV (the media layer, attached to
+normalizing (or a long clip to split into parts, or whose edited parts to stitch); the use case streams the clip, runs the plan with PyAV (the media layer, attached to
 this function only) and wakes the job. A failure leaves the message to come back (after
 maxReceiveCount it lands in the prepare dead-letter queue); the job itself waits, untouched.
 """
@@ -27,8 +27,11 @@ container = Container(Settings.from_env(), metrics=PowertoolsMetrics())  # valid
 
 def record_handler(record: SQSRecord) -> None:
     body = json.loads(record.body)
-    outcome = container.prepare_clip(str(body["job_id"]))
-    logger.info("prepare", extra={"job_id": outcome.job_id, "status": outcome.status, "detail": outcome.detail})
+    if body.get("clipedit") == "stitch":  # a long clip's parts are all edited
+        outcome = container.stitch_long_clip(str(body["job_id"]))
+    else:
+        outcome = container.prepare_clip(str(body["job_id"]))
+    logger.info(body.get("clipedit") or "prepare", extra={"job_id": outcome.job_id, "status": outcome.status, "detail": outcome.detail})
 
 
 @logger.inject_lambda_context

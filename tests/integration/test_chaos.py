@@ -6,6 +6,9 @@ duplicated, 10 % of result copies crash the finalize process mid-copy (no cleanu
 stays taken), and the provider accepts more tasks than our gate allows (12 vs 8), so only our gate
 keeps concurrency down.
 
+Four of the uploads are long clips (12 s, long_clip segment): each is a parent with two parts that
+go through the same faults, and the stitch runs once per parent whose parts all succeeded.
+
 Afterwards every invariant of the issue is checked against the emulator's own record, and the
 figures are printed (`pytest -s tests/integration/test_chaos.py` shows them).
 """
@@ -20,7 +23,8 @@ import pytest
 
 from clipedit.domain.job import JobStatus, can_transition
 
-JOBS = 200
+JOBS = 200  # uploads
+LONG_CLIPS = 4  # of which long clips (12 s -> 2 parts each)
 GATE = 8
 PROVIDER_LIMIT = 12  # above the gate: only our gate can keep the peak at GATE
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED"}
@@ -67,14 +71,19 @@ def _all_jobs(client, prefix):
     return jobs_under(client, prefix)
 
 
-def test_two_hundred_jobs_under_faults_end_exactly_once(chaos_stack, sample_clip):
+def test_two_hundred_jobs_under_faults_end_exactly_once(chaos_stack, sample_clip, tmp_path):
     from local.client import LocalClient
+    from local.media import make_sample_clip
 
     client = LocalClient(chaos_stack.info)
     emulator = chaos_stack.emulator
+    long_clip = tmp_path / "long.mp4"
+    make_sample_clip(long_clip, seconds=12.0, width=1280, height=720, fps=24, with_audio=True, seed=11)
     started = time.monotonic()
-    job_ids = [client.upload_clip(sample_clip, f"incoming/chaos/clip-{i:03d}.mp4",
-                                  {"prompt": f"Make clip {i} look like a watercolour painting. Keep the motion."})
+    job_ids = [client.upload_clip(long_clip if i % (JOBS // LONG_CLIPS) == 0 else sample_clip,
+                                  f"incoming/chaos/clip-{i:03d}.mp4",
+                                  {"prompt": f"Make clip {i} look like a watercolour painting. Keep the motion.",
+                                   "long-clip": "segment"})
                for i in range(JOBS)]
     assert len(set(job_ids)) == JOBS
 
@@ -82,7 +91,9 @@ def test_two_hundred_jobs_under_faults_end_exactly_once(chaos_stack, sample_clip
     while True:
         jobs = _all_jobs(client, "incoming/chaos/")
         statuses = Counter(job["status"] for job in jobs.values())
-        if len(jobs) == JOBS and sum(statuses[s] for s in TERMINAL) == JOBS:
+        parents = [job for job in jobs.values() if job.get("long_clip")]
+        expected = JOBS + sum(int(job.get("parts_total") or 0) for job in parents if job.get("part_job_ids"))
+        if len(parents) == LONG_CLIPS and len(jobs) == expected and sum(statuses[s] for s in TERMINAL) == expected:
             break
         assert time.monotonic() < deadline, f"not all terminal after 900 s: {dict(statuses)}"
         client._wait_for_any_event()
@@ -119,9 +130,25 @@ def test_two_hundred_jobs_under_faults_end_exactly_once(chaos_stack, sample_clip
     }
     print("\nchaos figures: " + json.dumps(figures, indent=2))
 
-    # Every job terminal and consistent with the emulator's own record.
-    assert set(jobs) == set(job_ids)
+    # Every job terminal and consistent with the emulator's own record; a long clip's parent has no
+    # task of its own: it SUCCEEDED only with every part, else FAILED naming the failed part.
+    parents = {j: job for j, job in jobs.items() if job.get("long_clip")}
+    parts = {j: job for j, job in jobs.items() if job.get("parent_id")}
+    figures.update(long_clip_parents=dict(Counter(job["status"] for job in parents.values())), parts=len(parts))
+    print("long clips: " + json.dumps({"parents": figures["long_clip_parents"], "parts": len(parts)}))
+    assert set(jobs) - set(parts) == set(job_ids) and len(parents) == LONG_CLIPS
+    for parent_id, parent in parents.items():
+        assert parent["status"] in ("SUCCEEDED", "FAILED") and parent_id not in task_by_job, parent
+        own = [parts[p] for p in parent["part_job_ids"]]
+        assert len(own) == parent["parts_total"] == 2 and {p["parent_id"] for p in own} == {parent_id}
+        if parent["status"] == "SUCCEEDED":
+            assert all(p["status"] == "SUCCEEDED" for p in own)
+        else:
+            (failed, *_) = [p for p in own if p["status"] != "SUCCEEDED"]
+            assert parent["error_code"] == "PART_FAILED" and failed["job_id"] in parent["error_message"], parent
     for job_id, job in jobs.items():
+        if job_id in parents:
+            continue
         task = task_by_job.get(job_id)
         if job["status"] == "SUCCEEDED":
             assert task and task["status"] == "succeed", job_id
@@ -131,8 +158,10 @@ def test_two_hundred_jobs_under_faults_end_exactly_once(chaos_stack, sample_clip
             assert job["error_message"] == task["status_msg"]
         else:
             pytest.fail(f"{job_id} ended {job['status']}: {job.get('error_code')} {job.get('error_message')}")
-    # Exactly one provider task per job, and no task that is not a job's.
-    assert len(tasks) == JOBS and set(per_job) == set(job_ids) and max(per_job.values()) == 1
+    # Exactly one provider task per job (a part is a job; a parent is not edited itself), and no
+    # task that is not a job's.
+    edited = set(jobs) - set(parents)
+    assert len(tasks) == len(edited) and set(per_job) == edited and max(per_job.values()) == 1
     # Exactly one output object (one version: nothing overwritten) per SUCCEEDED job.
     assert len(versions) == len(succeeded)
     owners = Counter(s3.head_object(Bucket=chaos_stack.info["outputs_bucket"], Key=v["Key"],

@@ -68,6 +68,8 @@ class Settings:
     # under the prefix in the inbox bucket (a lifecycle rule expires them).
     prepare_queue_url: str | None = None
     prepared_prefix: str = "prepared/"
+    # Long clips: the longest clip edited in parts (long_clip segment).
+    max_clip_seconds: int = 120
 
     @property
     def backpressure(self) -> BackpressureSettings:
@@ -206,6 +208,7 @@ class Settings:
             dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", "").strip() or None,
             prepare_queue_url=env.get("PREPARE_QUEUE_URL", "").strip() or None,
             prepared_prefix=prefix("PREPARED_PREFIX", "prepared/"),
+            max_clip_seconds=integer("MAX_CLIP_SECONDS", 120, 11, 600),
         )
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))

@@ -38,6 +38,11 @@ class JobStore(Protocol):
     def set_fields(self, job_id: str, *, expected: JobStatus, fields: Mapping[str, Any]) -> bool:
         """Set fields without a status change, only while the job is in ``expected``."""
 
+    def claim_until(self, job_id: str, name: str, *, expected: Iterable[JobStatus], now: str, until: str) -> bool:
+        """Set the time field ``name`` to ``until`` only while the job is in one of ``expected`` and
+        ``name`` is unset or past (``now``): True for exactly one caller per period (a long clip's
+        stitch request)."""
+
     def acquire_lease(self, job_id: str, *, owner: str, now: str, until: str) -> bool:
         """Claim the right to finalize: True for exactly one caller while the lease is live."""
 

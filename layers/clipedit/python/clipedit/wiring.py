@@ -250,10 +250,12 @@ class Container:
                 presign_ttl_seconds=s.presign_ttl_seconds,
                 poll_interval_seconds=s.poll_interval_seconds,
                 job_deadline_seconds=s.job_deadline_seconds,
+                max_clip_seconds=s.max_clip_seconds,
             ),
             guard=self.guard,
             backpressure=s.backpressure,
             prepare_requests=self.prepare_queue,
+            parents=lambda job: self.parent_progress(job),
         )
 
     @cached_property
@@ -276,7 +278,40 @@ class Container:
             transformer=PyAVTransformer(),
             settings=PrepareSettings(prepared_bucket=self.settings.inbox_bucket,
                                      prepared_prefix=self.settings.prepared_prefix),
+            split=lambda job: self.split_long_clip(job),
         )
+
+    def _long_clip_parts(self) -> dict[str, Any]:
+        from clipedit.usecases.long_clip import LongClipSettings
+
+        s = self.settings
+        return dict(jobs=self.jobs, storage=self.storage, queue=self.queue, recorder=self.recorder,
+                    clock=SystemClock(), settings=LongClipSettings(outputs_bucket=s.outputs_bucket,
+                                                                  incoming_prefix=s.incoming_prefix,
+                                                                  output_prefix=s.output_prefix))
+
+    @cached_property
+    def split_long_clip(self):  # type: ignore[no-untyped-def]
+        # Prepare function only (PyAV): the parent's clip is decoded for its cut points.
+        from clipedit.adapters.long_clip_media import PyAVLongClipMedia
+        from clipedit.usecases.long_clip import SplitLongClip
+
+        return SplitLongClip(media=PyAVLongClipMedia(), fetch_source=self.prepare_clip.download_source,
+                             **self._long_clip_parts())
+
+    @cached_property
+    def stitch_long_clip(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.long_clip_media import PyAVLongClipMedia
+        from clipedit.usecases.long_clip import StitchLongClip
+
+        return StitchLongClip(media=PyAVLongClipMedia(), fetch_source=self.prepare_clip.download_source,
+                              **self._long_clip_parts())
+
+    @cached_property
+    def parent_progress(self):  # type: ignore[no-untyped-def]
+        from clipedit.usecases.long_clip import ParentProgress
+
+        return ParentProgress(stitch_requests=self.prepare_queue, **self._long_clip_parts())
 
     @cached_property
     def dispatcher(self) -> IntakeDispatcher:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields as dataclass_fields
 from decimal import Decimal
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -160,6 +160,24 @@ class DynamoJobStore:
                 UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
                 ConditionExpression="#status = :expected",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def claim_until(self, job_id: str, name: str, *, expected: Iterable[JobStatus], now: str, until: str) -> bool:
+        statuses = sorted(s.value for s in expected)
+        values = {":now": {"S": now}, ":until": {"S": until},
+                  **{f":s{i}": {"S": status} for i, status in enumerate(statuses)}}
+        try:
+            self._client.update_item(
+                TableName=self._table, Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET #field = :until",
+                ConditionExpression=(f"#status IN ({', '.join(f':s{i}' for i in range(len(statuses)))}) "
+                                     "AND (attribute_not_exists(#field) OR #field < :now)"),
+                ExpressionAttributeNames={"#status": "status", "#field": name}, ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":

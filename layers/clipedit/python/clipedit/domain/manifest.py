@@ -187,8 +187,11 @@ def _layer(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
             out[name] = _expect(value, (str,), label, "a string").strip().lower()
         elif name in ("keep_audio", "normalize"):
             out[name] = _expect(value, (bool,), label, "true or false")
-        elif name in ("platform", "aspect_ratio", "reframe", "focus", "trim", "video_mode", "shot_type"):
+        elif name in ("platform", "aspect_ratio", "reframe", "focus", "trim", "video_mode", "shot_type", "long_clip",
+                      "seam"):
             out[name] = _expect(value, (str,), label, "a string")
+        elif name == "overlap":
+            out[name] = _expect(value, (int, float, str), label, "seconds (e.g. 0.5)")
         elif name == "duration":
             out[name] = _expect(value, (str, int), label, "whole seconds")
         elif name == "image_urls":

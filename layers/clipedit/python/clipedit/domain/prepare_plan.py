@@ -45,7 +45,12 @@ FIXABLE_CODES = frozenset({"RESOLUTION_TOO_LOW", "RESOLUTION_TOO_HIGH", "FPS_TOO
                            "CLIP_TOO_LARGE", "UNSUPPORTED_CONTAINER"})
 
 FRAMING_FIELDS = ("platform", "aspect_ratio", "reframe", "focus", "trim", "normalize", "video_mode",
-                  "duration", "shot_type")
+                  "duration", "shot_type", "long_clip", "seam", "overlap")
+# Long clips (docs/long-clips.md): what to do with a clip longer than the model edits.
+LONG_CLIP_CHOICES = ("reject", "trim", "segment")
+SEAMS = ("cut", "crossfade")
+DEFAULT_OVERLAP = 0.5
+OVERLAP_RANGE = (0.1, 2.0)  # seconds shared by two parts at a crossfade seam
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,11 @@ class Framing:
     video_mode: str = "edit"
     duration: int | None = None  # reference mode: the new shot's length in seconds
     shot_type: str | None = None  # reference mode on fal O3
+    # Long clips: None = reject (the default), "trim" or "segment"; the seam between parts
+    # (None = cut) and, for crossfade, the seconds of shared footage (None = DEFAULT_OVERLAP).
+    long_clip: str | None = None
+    seam: str | None = None
+    overlap: float | None = None
 
     @property
     def is_default(self) -> bool:
@@ -159,6 +169,7 @@ def parse_framing(layer: Mapping[str, Any]) -> Framing:
     shot_type = None
     if layer.get("shot_type") not in (None, ""):
         shot_type = _choice(layer["shot_type"], SHOT_TYPES, "shot_type", "INVALID_SHOT_TYPE")
+    long_clip, seam, overlap = _long_clip_fields(layer)
     if mode == "edit":
         if duration is not None:
             raise SpecError("duration applies to video_mode reference only: an edit is as long as its clip "
@@ -177,8 +188,34 @@ def parse_framing(layer: Mapping[str, Any]) -> Framing:
         if reframe is not None or focus != "center":
             raise SpecError("reframe and focus apply to edits: in video_mode reference the provider composes a "
                             "new shot in the aspect_ratio you ask for", code="REFRAME_NOT_APPLICABLE")
+        if long_clip == "segment":
+            raise SpecError("long_clip segment applies to edits: in video_mode reference the clip only guides "
+                            "one new shot (use long_clip trim)", code="LONG_CLIP_NOT_APPLICABLE")
     return Framing(platform=platform, aspect_ratio=aspect, reframe=reframe if aspect else None, focus=focus,
-                   trim=trim, normalize=normalize, video_mode=mode, duration=duration, shot_type=shot_type)
+                   trim=trim, normalize=normalize, video_mode=mode, duration=duration, shot_type=shot_type,
+                   long_clip=long_clip, seam=seam, overlap=overlap)
+
+
+def _long_clip_fields(layer: Mapping[str, Any]) -> tuple[str | None, str | None, float | None]:
+    """long_clip, seam and overlap, checked (None = the default: reject, cut, DEFAULT_OVERLAP)."""
+    long_clip = seam = overlap = None
+    if layer.get("long_clip") not in (None, ""):
+        long_clip = _choice(layer["long_clip"], LONG_CLIP_CHOICES, "long_clip", "INVALID_LONG_CLIP")
+        long_clip = None if long_clip == "reject" else long_clip
+    if layer.get("seam") not in (None, ""):
+        seam = _choice(layer["seam"], SEAMS, "seam", "INVALID_SEAM")
+        seam = None if seam == "cut" else seam
+    if layer.get("overlap") not in (None, ""):
+        raw = layer["overlap"]
+        try:
+            overlap = float(_text(raw, "overlap"))
+        except (ValueError, SpecError):
+            overlap = math.nan
+        low, high = OVERLAP_RANGE
+        if not low <= overlap <= high:  # NaN fails too
+            raise SpecError(f"overlap must be seconds from {low:g} to {high:g} (e.g. 0.5); got {raw!r}",
+                            code="INVALID_OVERLAP")
+    return long_clip, seam, overlap
 
 
 def check_provider_framing(framing: Framing, *, provider: str, model: str) -> None:

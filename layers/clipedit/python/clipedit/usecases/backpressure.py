@@ -1,4 +1,5 @@
-"""Freeing a provider slot when a job ends, and handing it to the longest-waiting job.
+"""Freeing a provider slot when a job ends, and handing it to the longest-waiting job (and, for a
+long clip's part, waking its parent).
 
 A job that found the gate full waits on a delayed queue message (up to a few minutes); when a slot
 frees, the oldest QUEUED jobs get an immediate "wake" message, so slots do not sit idle. A wake
@@ -32,6 +33,11 @@ class SlotRelease:
         self._queue = queue
 
     def __call__(self, job: Job) -> None:
+        parent = job.extra.get("parent_id")
+        if parent and self._queue is not None:
+            # A long clip's part ended: its parent counts its parts (and maybe asks for the stitch).
+            # Sent after the part's end is written, so the last part's wake-up sees every end.
+            self._queue.send_all([submit_message(str(parent), wake=True)])
         if not self._guard.release_slot(job.provider, job.job_id):
             return  # it never held one (rejected before the gate) or it was released already
         if self._queue is None:

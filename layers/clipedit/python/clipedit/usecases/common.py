@@ -53,6 +53,9 @@ def job_event_detail(job: Job, previous_status: str | None) -> dict[str, Any]:
             detail[name] = value
     if job.extra.get("retry_of"):
         detail["retry_of"] = job.extra["retry_of"]
+    for name in ("parent_id", "part_index", "parts_total", "parts_succeeded", "parts_failed"):
+        if job.extra.get(name) is not None:  # long clips: a part names its parent; a parent its progress
+            detail[name] = job.extra[name]
     return detail
 
 

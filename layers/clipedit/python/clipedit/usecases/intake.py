@@ -108,7 +108,8 @@ def metadata_layer(metadata: Mapping[str, str]) -> tuple[dict[str, Any], dict[st
         layer["keep_audio"] = parse_bool(meta["keep-audio"], field="keep-audio", default=True)
     if meta.get("normalize", "").strip():
         layer["normalize"] = parse_bool(meta["normalize"], field="normalize", default=True)
-    for name in ("platform", "aspect-ratio", "reframe", "focus", "trim", "video-mode", "duration", "shot-type"):
+    for name in ("platform", "aspect-ratio", "reframe", "focus", "trim", "video-mode", "duration", "shot-type",
+                 "long-clip", "seam", "overlap"):
         if meta.get(name, "").strip():
             layer[name.replace("-", "_")] = meta[name].strip()
     if "mode" in layer and layer["mode"] not in ("std", "pro"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from clipedit.domain.errors import MediaRejected
 from clipedit.domain.framing import PreparePlan
@@ -57,7 +57,8 @@ def prepared_key(prefix: str, job_id: str) -> str:
 class PrepareClip:
     def __init__(self, *, jobs: JobStore, storage: ObjectStore, fetcher: MediaFetcher,
                  transformer: ClipTransformer, queue: MessageQueue, recorder: StatusRecorder, clock: Clock,
-                 settings: PrepareSettings) -> None:
+                 settings: PrepareSettings, split: Callable[[Job], Any] | None = None) -> None:
+        self._split = split  # a long clip's parent: plan its parts and create them (usecases.long_clip)
         self._jobs = jobs
         self._storage = storage
         self._fetcher = fetcher
@@ -74,11 +75,16 @@ class PrepareClip:
         if job.prepare.get("status") == "done":
             self._queue.send_all([submit_message(job_id, wake=True)])  # a lost wake-up is sent again
             return PrepareOutcome(job_id, "PREPARED", "already prepared")
+        if job.prepare.get("split"):
+            if self._split is None:
+                raise RuntimeError("this prepare function cannot split long clips")
+            outcome = self._split(job)
+            return PrepareOutcome(job_id, outcome.status, outcome.detail)
         plan = plan_from_record(job.prepare["plan"])
         key = prepared_key(self._settings.prepared_prefix, job_id)
         with tempfile.TemporaryDirectory(prefix="clipedit-", dir=self._settings.work_dir) as work:
             source, target = os.path.join(work, "source"), os.path.join(work, "prepared.mp4")
-            self._download(job, source)
+            self.download_source(job, source)
             try:
                 facts = self._transformer.prepare(source, target, plan)
             except MediaRejected as problem:
@@ -94,7 +100,8 @@ class PrepareClip:
         self._queue.send_all([submit_message(job_id, wake=True)])
         return PrepareOutcome(job_id, "PREPARED", key)
 
-    def _download(self, job: Job, path: str) -> None:
+    def download_source(self, job: Job, path: str) -> None:
+        """The job's clip (an inbox object version or the user's https URL) into a local file."""
         ref = stored_ref(job.video_ref) if job.video_ref else MediaRef(
             bucket=job.input_bucket, key=job.input_key, version_id=job.input_version_id)
         if not ref.url:

@@ -69,6 +69,10 @@ class Reconcile:
     def _running(self, job: Job, stale_before: str) -> Finding | None:
         if job.updated_at > stale_before:
             return None  # moving: leave it to the callback and the poller
+        if job.extra.get("long_clip"):  # a long clip's parent has no provider task: its parts do
+            return Finding(job.job_id, job.status.value, None,
+                           f"a long clip waiting for its parts or its stitch since {job.updated_at}",
+                           "queue a submit message (the parent counts its parts; asks for a due stitch)")
         if not job.provider_task_id:
             return Finding(job.job_id, job.status.value, None, "running without a provider task id",
                            "finalize now (records the failure or the deadline)")
@@ -124,7 +128,9 @@ class Reconcile:
     def _apply(self, finding: Finding, job: Job, repair: bool) -> Finding:
         if not repair or finding.repair.startswith("none"):
             return finding
-        if job.status in RUNNING_STATUSES:
+        if job.status in RUNNING_STATUSES and job.extra.get("long_clip"):
+            self._queue.send_all([submit_message(job.job_id, attempt=1)])
+        elif job.status in RUNNING_STATUSES:
             if finding.provider and finding.provider.startswith("error "):
                 self._finalize.end(job.job_id, JobStatus.FAILED, "PROVIDER_TASK_MISSING",
                                    f"the provider has no task {job.provider_task_id}", source="reconcile")

@@ -24,7 +24,9 @@ RETRYABLE_STATUSES = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus
 # results describe its rows once), not provider ids, outputs or errors.
 COPIED_FIELDS = ("input_bucket", "input_key", "input_version_id", "input_size", "provider", "model", "mode",
                  "prompt", "keep_audio", "video_ref", "image_urls", "elements", "planned_output_key", "tags",
-                 "variant", "preset")
+                 "variant", "preset", "framing")
+# A long clip's parent keeps its plan and the parts that succeeded (they are not paid for twice).
+PARENT_FIELDS = ("long_clip", "stitch_plan", "parts_total", "estimated_seconds", "estimated_units")
 
 
 class NotRetryable(ClipeditError):
@@ -65,6 +67,8 @@ class RetryJob:
         root = str(original.extra.get("retry_root") or original.job_id)
         attempt = int(original.extra.get("retry_attempt") or 0) + 1
         new_id = retry_job_id(root, attempt)
+        if original.extra.get("part_job_ids"):
+            return self._retry_parent(original, new_id, root, attempt)
         now = iso(self._clock.now())
         job = Job(job_id=new_id, status=JobStatus.RECEIVED, created_at=now, updated_at=now,
                   input_bucket=original.input_bucket, input_key=original.input_key,
@@ -80,4 +84,49 @@ class RetryJob:
             # Also when it existed: a first request that died between the two steps is completed
             # (submitting is idempotent on the job's status).
             self._queue.send_all([{MESSAGE_KIND: "submit", "job_id": new_id}])
+        return RetryOutcome(new_id, original.job_id, attempt, created)
+
+    def _copy(self, original: Job, new_id: str, status: JobStatus, extra: dict[str, Any]) -> Job:
+        now = iso(self._clock.now())
+        history = [{"status": s.value, "at": now} for s in
+                   (JobStatus.RECEIVED, JobStatus.QUEUED, JobStatus.SUBMITTED)[:3 if status == JobStatus.SUBMITTED else 1]]
+        job = Job(job_id=new_id, status=status, created_at=now, updated_at=now, input_bucket=original.input_bucket,
+                  input_key=original.input_key, status_history=history, extra=extra)
+        for name in COPIED_FIELDS:
+            setattr(job, name, getattr(original, name))
+        return job
+
+    def _retry_parent(self, original: Job, new_id: str, root: str, attempt: int) -> RetryOutcome:
+        """A long clip: a new parent over the same plan; parts that succeeded are reused as they are,
+        the others are retried as new part jobs (each one new provider task); then the stitch."""
+        part_ids: list[str] = []
+        for index, old_id in enumerate(original.extra["part_job_ids"]):
+            part = self._jobs.get(old_id)
+            if part is not None and part.status == JobStatus.SUCCEEDED:
+                part_ids.append(old_id)
+                continue
+            if part is None:
+                raise NotRetryable(f"part {old_id} of {original.job_id} is missing; upload the clip again")
+            part_root = str(part.extra.get("retry_root") or part.job_id)
+            part_attempt = int(part.extra.get("retry_attempt") or 0) + 1
+            new_part = self._copy(part, retry_job_id(part_root, part_attempt), JobStatus.RECEIVED, {
+                "parent_id": new_id, "part_index": index, "parts_total": len(original.extra["part_job_ids"]),
+                "retry_of": part.job_id, "retry_root": part_root, "retry_attempt": part_attempt})
+            if self._jobs.create(new_part):
+                self._recorder.created(new_part)
+            part_ids.append(new_part.job_id)
+        extra = {name: original.extra[name] for name in PARENT_FIELDS if original.extra.get(name) is not None}
+        parent = self._copy(original, new_id, JobStatus.SUBMITTED, {
+            **extra, "part_job_ids": part_ids, "retry_of": original.job_id, "retry_root": root,
+            "retry_attempt": attempt})
+        parent.prepare, parent.video_facts = original.prepare, original.video_facts
+        parent.submitted_at = parent.created_at
+        created = self._jobs.create(parent)
+        if created:
+            self._recorder.created(parent)
+        # Also when it existed (a first request that died half way): RECEIVED parts are submitted
+        # (idempotent on their status) and the parent looks at its parts (it may stitch at once).
+        waiting = [job_id for job_id in part_ids if (self._jobs.get(job_id) or parent).status == JobStatus.RECEIVED]
+        self._queue.send_all([{MESSAGE_KIND: "submit", "job_id": job_id} for job_id in waiting]
+                             + [{MESSAGE_KIND: "submit", "job_id": new_id}])  # its re-checks chain on this one
         return RetryOutcome(new_id, original.job_id, attempt, created)

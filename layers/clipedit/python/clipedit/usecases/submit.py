@@ -22,6 +22,14 @@ from clipedit.domain.job import Job, JobStatus, ObjectRef
 from clipedit.domain.manifest import MediaRef
 from clipedit.domain.media import check_image, check_size_before_probe, limits_for
 from clipedit.domain.prepare_plan import framing_from_record, plan_prepare, plan_to_record
+from clipedit.domain.segments import (
+    DEFAULT_MAX_CLIP_SECONDS,
+    SegmentRequest,
+    check_first_part,
+    decide_long_clip,
+    estimate_cost,
+    plan_parts,
+)
 from clipedit.ports import (
     CancellableProvider,
     Clock,
@@ -56,6 +64,8 @@ class SubmitSettings:
     job_deadline_seconds: int
     # Where prepared clips go (a derived key per job; a lifecycle rule expires them).
     prepared_bucket: str | None = None
+    # Long clips: the longest clip edited in parts (MaxClipSeconds).
+    max_clip_seconds: int = DEFAULT_MAX_CLIP_SECONDS
 
 
 @dataclass(frozen=True)
@@ -99,8 +109,10 @@ class SubmitJob:
         new_token: Callable[[], str] = lambda: secrets.token_urlsafe(32),
         providers: Mapping[str, EditProvider] | None = None,
         prepare_requests: MessageQueue | None = None,
+        parents: Callable[[Job], Job] | None = None,
     ) -> None:
         self._prepare_requests = prepare_requests
+        self._parents = parents  # a long clip's parent job: counts its parts, asks for the stitch
         self._guard = guard
         self._backpressure = backpressure
         self._jobs = jobs
@@ -128,7 +140,11 @@ class SubmitJob:
             job = self._request_prepare(job)
         if job.status == JobStatus.QUEUED:
             job = self._submit_to_provider(job, attempt)
-        if job.status in (JobStatus.SUBMITTED, JobStatus.PROCESSING):
+        if job.status in (JobStatus.SUBMITTED, JobStatus.PROCESSING) and job.extra.get("long_clip"):
+            if self._parents is None:
+                raise RetryLater("long-clip parents are not handled by this function")
+            job = self._parents(job)  # raises RetryLater while its parts run or the stitch does
+        elif job.status in (JobStatus.SUBMITTED, JobStatus.PROCESSING):
             # Named after the job: a redelivered message finds the execution already there.
             self._workflow.start_poller(job.job_id, poll_interval_seconds=self._settings.poll_interval_seconds)
         return SubmitOutcome(job.job_id, job.status.value, job.error_code or "")
@@ -151,7 +167,13 @@ class SubmitJob:
                 check_size_before_probe(job.input_size, limits)  # a 5 GB upload is refused unread
             facts = self._inspector.video(video)
             framing = framing_from_record(job.framing)
-            plan = plan_prepare(facts, framing, limits, keep_audio=job.keep_audio is not False)
+            decided = decide_long_clip(facts, framing, limits, max_clip_seconds=self._settings.max_clip_seconds,
+                                       mode=job.mode or "pro")
+            if isinstance(decided, SegmentRequest):
+                check_first_part(facts, framing, limits, decided, keep_audio=job.keep_audio is not False)
+                plan = None
+            else:
+                plan = plan_prepare(facts, decided, limits, keep_audio=job.keep_audio is not False)
             for index, image in enumerate(self._all_images(job)):
                 try:
                     check_image(self._inspector.image(stored_ref(image)), limits)
@@ -163,11 +185,24 @@ class SubmitJob:
             return self._move(job, JobStatus.REJECTED, error_code=problem.code, error_message=problem.message,
                               finished_at=iso(self._clock.now()))
         prepare = {"status": "pending", "plan": plan_to_record(plan)} if plan else None
-        return self._move(job, JobStatus.QUEUED, input_size=job.input_size, prepare=prepare, video_facts={
+        long_clip: dict[str, object] = {}
+        if isinstance(decided, SegmentRequest):
+            prepare, long_clip = self._segment_fields(job, decided, framing, limits)
+        return self._move(job, JobStatus.QUEUED, input_size=job.input_size, prepare=prepare, **long_clip, video_facts={
             "container": facts.container, "duration_seconds": round(facts.duration_seconds, 3),
             "width": facts.width, "height": facts.height, "fps": round(facts.fps, 3),
             "has_audio": facts.has_audio, "size_bytes": facts.size_bytes, "codec": facts.video_codec,
             "rotation_degrees": facts.rotation_degrees})
+
+    @staticmethod
+    def _segment_fields(job: Job, request: SegmentRequest, framing: Any, limits: Any) -> tuple[dict, dict]:
+        """A long clip edited in parts: the prepare step plans the parts (it decodes the clip for
+        cut points); the estimate here (even parts) is on the record before anything is spent."""
+        estimate = estimate_cost(plan_parts(request, framing, limits), mode=job.mode or "pro")
+        prepare = {"status": "pending", "split": {"start": round(request.start, 3), "end": round(request.end, 3)},
+                   "plan": {"reasons": [f"split {request.length:.2f} s into {estimate.parts} parts"]}}
+        return prepare, {"long_clip": "segment", "parts_total": estimate.parts,
+                         "estimated_seconds": estimate.billed_seconds, "estimated_units": str(estimate.units)}
 
     # --- the prepare step (reframe, trim, normalize) ------------------------------------------
 
