@@ -29,12 +29,12 @@ def x264_options(gop: int | None = None, bframes: int = 0, crf: int = 28) -> dic
 
 
 def write_part(path: Path, colour: tuple[int, int, int], *, seconds: float, width: int = 320, height: int = 180,
-               fps: int = 24, gop: int | None = None, bframes: int = 0, with_audio: bool = False) -> Path:
+               fps: int = 24, gop: int | None = None, bframes: int = 0, with_audio: bool = False, crf: int = 28) -> Path:
     n = round(seconds * fps)
     base = np.empty((height, width, 3), np.uint8)
     base[:] = colour
     with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=fps, options=x264_options(gop, bframes))
+        stream = out.add_stream("libx264", rate=fps, options=x264_options(gop, bframes, crf))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         audio = out.add_stream("aac", rate=AUDIO_RATE, layout="stereo") if with_audio else None
         for i in range(n):

@@ -151,6 +151,31 @@ def test_parts_of_another_size_are_scaled_to_the_output(clips: Path, source: Pat
     _assert_each_frame_from(frames, plan, [RED, GREEN, BLUE])  # the barcode survives the scaling
 
 
+def test_parts_encoded_differently_are_re_encoded_not_copied(clips: Path) -> None:
+    # Same size and GOP, another crf: x264's picture parameter set (in the extradata) differs, so one
+    # track header cannot describe both parts' packets.
+    parts = [write_part(clips / "crf-0.mp4", RED, seconds=2.0, gop=24),
+             write_part(clips / "crf-1.mp4", GREEN, seconds=2.0, gop=24, crf=40)]
+    plan = _plan([(0, 2), (2, 4)], (2.0,), duration=4.0)
+    result = stitch_parts([str(p) for p in parts], None, str(clips / "crf.mp4"), plan)
+    assert not result.video_copied and "codec parameters differ" in result.method
+    _assert_each_frame_from(_frames(clips / "crf.mp4"), plan, [RED, GREEN])
+
+
+def test_a_part_at_another_frame_rate_is_resampled_to_the_plans(clips: Path) -> None:
+    parts = [write_part(clips / "rate-0.mp4", RED, seconds=2.0, gop=24),
+             write_part(clips / "rate-1.mp4", GREEN, seconds=2.0, fps=30)]
+    plan = _plan([(0, 2), (2, 4)], (2.0,), duration=4.0)
+    dst = clips / "rate.mp4"
+    result = stitch_parts([str(p) for p in parts], None, str(dst), plan)
+    assert not result.video_copied  # another time base and rate: never one copied track
+    frames = _frames(dst)
+    assert len(frames) == result.frames == 96
+    # output frame n (t = n/24) shows the 30 fps part's last frame starting by t + half an output frame
+    shown = [read_barcode(f) for f in frames[48:]]
+    assert shown == [int(((n / FPS - 2.0) + 0.5 / FPS) * 30 + 1e-9) for n in range(48, 96)]
+
+
 def test_an_output_size_in_the_plan_scales_every_part(clips: Path) -> None:
     parts = [write_part(clips / "big-0.mp4", RED, seconds=2.0, gop=24), write_part(clips / "big-1.mp4", GREEN, seconds=2.0, gop=24)]
     plan = _plan([(0, 2), (2, 4)], (2.0,), duration=4.0, width=640, height=360, keep_audio=False)
