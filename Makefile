@@ -63,10 +63,10 @@ bench: $(STAMP)
 
 # The documentation site (mkdocs-material). --strict: a broken link, anchor or snippet fails the build.
 docs: $(STAMP)
-	$(PY) -m mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 docs-serve: $(STAMP)
-	$(PY) -m mkdocs serve $(if $(DOCS_ADDR),--dev-addr $(DOCS_ADDR))
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve $(if $(DOCS_ADDR),--dev-addr $(DOCS_ADDR))
 
 # Rewrite docs/reference/ (CLI, template, error codes, events) from the code; commit the result.
 docs-refs: $(STAMP)
