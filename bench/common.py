@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = ROOT / "layers" / "clipedit" / "python"
+MEDIA_LAYER = ROOT / "layers" / "media" / "python"  # clipedit_media (PyAV): the prepare function's layer
 RESULTS_DIR = ROOT / "bench" / "results"
 RESULT_PREFIX = "BENCH-RESULT "
 
@@ -43,7 +44,7 @@ def ensure_paths() -> None:
 def child_env(**extra: str) -> dict[str, str]:
     """Environment for a benchmark subprocess: the same interpreter, our code importable."""
     env = dict(os.environ)
-    paths = [str(LAYER), str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths = [str(LAYER), str(MEDIA_LAYER), str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env.update(extra)
     return env
