@@ -51,7 +51,7 @@ def render() -> str:
     if stale:
         raise StaleCodeTable(f"clipedit/domain/error_codes.py describes codes nothing raises any more: {', '.join(stale)}")
     out = [banner("clipedit/domain/error_codes.py, clipedit/domain/provider_errors.py and the codes the source raises"),
-           "# Error codes\n",
+           "# Error codes\n\n",
            "Every code a job's `error_code`, a command or a status API answer can carry, what it means "
            "and what happens. Jobs keep the code with a message saying what to do "
            "(`clipedit status JOB`, the job's events, the batch results file).\n"]
