@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/clipedit/python:$(CURDIR)/layers/media/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv lock test unit integration e2e lint-template demo local bench clean
+.PHONY: help venv lock test unit integration e2e lint-template demo local bench clean docs docs-serve docs-refs
 
 help:
 	@echo "make demo   - run the whole pipeline end to end on the embedded local stack"
 	@echo "make test   - template checks, unit, integration and e2e tests"
 	@echo "make local  - start the local stack and keep it running (Ctrl-C to stop); then use .venv/bin/clipedit"
 	@echo "make bench  - performance and cost benchmarks (not part of make test; BENCH_ARGS=--quick)"
+	@echo "make docs   - build the documentation site into site/ (make docs-serve: live preview on 127.0.0.1:8000)"
+	@echo "make docs-refs - regenerate docs/reference/ from the code (make test fails while it is stale)"
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,5 +61,16 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run_all.py $(BENCH_ARGS)
 
+# The documentation site (mkdocs-material). --strict: a broken link, anchor or snippet fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve $(if $(DOCS_ADDR),--dev-addr $(DOCS_ADDR))
+
+# Rewrite docs/reference/ (CLI, template, error codes, events) from the code; commit the result.
+docs-refs: $(STAMP)
+	$(PY) tools/docs_refs.py
+
 clean:
-	rm -rf $(VENV) .clipedit demo-output .pytest_cache
+	rm -rf $(VENV) .clipedit demo-output .pytest_cache site

@@ -1,5 +1,5 @@
 """What the command tells scripts through its exit code (documented in ``clipedit --help`` and the
-README). Every failure is a CliError with one of these codes and a message that says what to do."""
+docs: docs/cli.md). Every failure is a CliError with one of these codes and a message that says what to do."""
 
 from __future__ import annotations
 

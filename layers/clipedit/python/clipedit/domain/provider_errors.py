@@ -35,7 +35,7 @@ class ErrorKind(StrEnum):
 @dataclass(frozen=True)
 class ErrorRule:
     kind: ErrorKind
-    meaning: str  # what the user should know or do; shown in the README table
+    meaning: str  # what the user should know or do; shown in docs/reference/codes.md
 
 
 # Kling's documented codes (provider-apis.md 1.8). 1003/1004 are retried once inside the adapter
