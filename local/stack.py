@@ -391,6 +391,7 @@ class LocalStack:
 
         definition = render_state_machine(self.template, {
             "FinalizeFunctionArn": attrs[("FinalizeFunction", "Arn")],
+            "Partition": "aws",
             "ExecutionTimeoutSeconds": params["ExecutionTimeoutSeconds"],
         })
         created = self.client("stepfunctions").create_state_machine(

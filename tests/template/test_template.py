@@ -31,6 +31,7 @@ BIN = Path(sys.executable).parent
 DUMMY_SUBSTITUTIONS = {
     "FinalizeFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:clipedit-FinalizeFunction-EXAMPLE",
     "ExecutionTimeoutSeconds": "7200",
+    "Partition": "aws",
 }
 
 OFFLINE_ENV = {
@@ -215,7 +216,16 @@ def test_every_transition_targets_an_existing_state(definition: dict[str, Any]) 
 def test_poller_loop_shape(definition: dict[str, Any]) -> None:
     states = definition["States"]
     assert definition["StartAt"] == "WaitForProvider"
-    assert states["WaitForProvider"]["SecondsPath"] == "$.poll_interval_seconds"
+    wait = states["WaitForProvider"]
+    # The wait is a task token that a callback resumes, timing out after one poll interval into a
+    # check (the backstop for a lost callback); any failure of the park step is a check as well.
+    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert wait["TimeoutSecondsPath"] == "$.poll_interval_seconds"
+    assert wait["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+    assert wait["Parameters"]["Payload"]["action"] == "park"
+    assert wait["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "CheckJob"}]
+    assert wait["Next"] == "CheckJob"
+    assert all(state["Resource"].startswith("arn:aws:states:::") for state in states.values() if "Resource" in state)
     check = states["CheckJob"]
     assert check["Parameters"]["FunctionName"] == DUMMY_SUBSTITUTIONS["FinalizeFunctionArn"]
     assert check["Parameters"]["Payload"] == {"job_id.$": "$.job_id", "source": "poller"}
@@ -385,7 +395,12 @@ def test_function_roles_are_least_privilege(cfn: dict[str, Any]) -> None:
     finalize = _role_actions(cfn, "FinalizeFunctionRole")
     assert "states:StartExecution" in submit
     assert "states:StartExecution" not in finalize
-    assert not {a for a in finalize if a.startswith("states:")}
+    # Finalize may only resume the poller's wait (a callback), on this stack's state machine.
+    assert {a for a in finalize if a.startswith("states:")} == {"states:SendTaskSuccess"}
+    resume = [st for st in _role_statements(cfn, "FinalizeFunctionRole") if "states:SendTaskSuccess" in _as_list(st["Action"])]
+    machine_name = cfn["Resources"]["PollerStateMachine"]["Properties"]["StateMachineName"]["Fn::Sub"]
+    assert [st["Resource"]["Fn::Sub"] for st in resume] == [
+        "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:" + machine_name]
     assert {"s3:PutObject", "s3:AbortMultipartUpload"} <= finalize
     assert not {a for a in submit if a.startswith("s3:Delete")}
     # Submit writes only batch results, next to the batch, never clips or outputs.

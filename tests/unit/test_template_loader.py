@@ -106,7 +106,8 @@ def test_real_template_loads_with_expected_resources(template: dict[str, Any]) -
 
 
 def test_render_real_state_machine(template: dict[str, Any]) -> None:
-    text = render_state_machine(template, {"FinalizeFunctionArn": ARN, "ExecutionTimeoutSeconds": "900"})
+    text = render_state_machine(template, {"FinalizeFunctionArn": ARN, "ExecutionTimeoutSeconds": "900",
+                                           "Partition": "aws"})
     definition = json.loads(text)
     assert "${" not in text
     assert definition["TimeoutSeconds"] == 900  # unquoted placeholder -> a JSON number
@@ -123,7 +124,7 @@ def test_render_names_every_unresolved_placeholder(template: dict[str, Any]) -> 
 
 def test_render_reports_the_one_missing_placeholder(template: dict[str, Any]) -> None:
     with pytest.raises(KeyError, match="ExecutionTimeoutSeconds") as excinfo:
-        render_state_machine(template, {"FinalizeFunctionArn": ARN})
+        render_state_machine(template, {"FinalizeFunctionArn": ARN, "Partition": "aws"})
     assert "FinalizeFunctionArn" not in str(excinfo.value)
 
 
