@@ -34,8 +34,9 @@ BENCHMARKS = (
     ("cost", "5 cost per job on AWS from counted requests"),
     ("load", "4 load (issue 4): 1,000 uploads at once behind the provider concurrency gate"),
     ("prepare", "6 prepare step (issue 12): PyAV crop/scale/encode vs the ffmpeg command line, peak RSS"),
+    ("callback", "7 callback response (issue 15): verify, re-fetch, note done, resume the poller vs the copy on the request path"),
 )
-TIMEOUTS = {"orchestration": 900, "output_copy": 1800, "cold_start": 900, "throughput": 2400, "cost": 900, "load": 2400, "prepare": 900}
+TIMEOUTS = {"orchestration": 900, "output_copy": 1800, "cold_start": 900, "throughput": 2400, "cost": 900, "load": 2400, "prepare": 900, "callback": 900}
 NOT_IN_QUICK = {"load"}  # minutes even when small; the throughput smoke run covers the same path
 
 
