@@ -3,10 +3,11 @@
 It follows the contract in docs `provider-apis.md` sections 1.1-1.11, including the failure modes, so the
 pipeline can be exercised offline against the same wire format as `https://api-singapore.klingai.com`:
 
-* `POST /v1/videos/omni-video` creates a task; `GET /v1/videos/omni-video/{task_id}` queries it;
-  `GET /v1/videos/omni-video?external_task_id=<id>` and `GET /v1/videos/omni-video/{external_task_id}`
-  (used when no task has that id) query by external id, because which form Kling uses is unverified;
-  `GET /v1/videos/omni-video?pageNum=&pageSize=` lists tasks, newest first.
+* `POST /v1/videos/omni-video` creates a task; `GET /v1/videos/omni-video/{task_id}` queries it, and
+  `GET /v1/videos/omni-video/{external_task_id}` (when no task has that id) queries by external id, the
+  form Kling documents ("choose either task_id or external_task_id");
+  `GET /v1/videos/omni-video?pageNum=&pageSize=` lists tasks, newest first (30 a page by default; any
+  other query parameter, `external_task_id` included, filters nothing, as documented).
 * `GET|HEAD /results/{task_id}.mp4` serves the rendered output without auth (Kling results are plain
   CDN URLs).
 * Tasks move `submitted -> processing -> succeed|failed` in background threads. The "edit" is real:
@@ -30,8 +31,8 @@ pipeline can be exercised offline against the same wire format as `https://api-s
   corrupt fails in `grade` and passes in `copy`.
 
 Element library (section 1.10): `POST /v1/general/advanced-custom-elements` creates an element in an
-async task; `GET /v1/general/advanced-custom-elements/{task_id}` (falling back to external ids, as
-above), `?external_task_id=` and `?pageNum=&pageSize=` query it. Same JWT auth, error envelope and codes
+async task; `GET /v1/general/advanced-custom-elements/{task_id}` (or `{external_task_id}`, as
+above) and `?pageNum=&pageSize=` query it. Same JWT auth, error envelope and codes
 as omni-video. Field names and limits follow Kling's "Element" API reference (app.klingai.com
 .../apiReference/model/element, read through a verbatim text extraction of the page), which agrees with
 QuantumNous/new-api's Go element client and its Kling element docs, Tencent Cloud VOD's
@@ -1134,9 +1135,9 @@ class KlingEmulator:
             if method == "POST":
                 return 200, self._create(body) if root == API_PATH else self._create_element(body)
             if method in ("GET", "HEAD"):
+                # The list takes pageNum/pageSize only (Kling's docs): an external_task_id in the
+                # query filters nothing, the first page comes back.
                 params = {k: v[-1] for k, v in parse_qs(query).items()}
-                if "external_task_id" in params:
-                    return 200, self._query(root, external_task_id=params["external_task_id"])
                 return 200, self._list(root, params)
         else:
             ident = unquote(path[len(root) + 1 :])

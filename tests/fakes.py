@@ -447,7 +447,10 @@ class FakeElementProvider(FakeProvider):
         return task
 
     def get_element(self, task_id):
-        return self.element_tasks[task_id]
+        if task_id in self.element_tasks:
+            return self.element_tasks[task_id]
+        # Kling's query path takes an external_task_id as well (the element's fixed external id).
+        return next(t for t in self.element_tasks.values() if t.task_id.endswith(f"-{task_id}"))
 
     def finish_elements(self):
         for task_id, task in list(self.element_tasks.items()):
