@@ -16,8 +16,9 @@ from clipedit.domain.spec import Mode, Model, Provider
 from clipedit.domain.url_policy import RESULT_HOSTS, UrlPolicy
 
 FAL_QUEUE_BASE_URL = "https://queue.fal.run"
-# fal's webhook keys. Most clients use rest.alpha.fal.ai; a few rest.fal.ai (provider-apis.md 2.5).
-FAL_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+# fal's webhook keys, as fal's current webhook docs name them; the adapter also tries the older
+# rest.alpha.fal.ai host when no key verifies (provider-apis.md, "Checked again").
+FAL_JWKS_URL = "https://rest.fal.ai/.well-known/jwks.json"
 
 
 @dataclass(frozen=True)
