@@ -580,7 +580,8 @@ def test_metrics_namespace_is_per_stack_and_alarms_read_it(cfn: dict[str, Any]) 
         variables = cfn["Resources"][function_id]["Properties"]["Environment"]["Variables"]
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == namespace, function_id
     balance = cfn["Resources"]["ProviderBalanceAlarm"]["Properties"]["Metrics"]
-    codes = {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for m in balance if "MetricStat" in m}
+    codes = {d["Value"] for m in balance if "MetricStat" in m for d in m["MetricStat"]["Metric"]["Dimensions"]
+             if d["Name"] == "code"}
     assert codes == {"KLING_1100", "KLING_1101", "KLING_1102"}
     assert all(m["MetricStat"]["Metric"]["Namespace"] == namespace for m in balance if "MetricStat" in m)
 
