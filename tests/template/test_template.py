@@ -126,8 +126,8 @@ def _choose(value: Any, conditions: dict[str, bool]) -> Any:
     return value
 
 
-KMS_WORLDS = [{"UseKms": False, "ExpireInputs": False, "ExpireOutputs": False},
-              {"UseKms": True, "ExpireInputs": True, "ExpireOutputs": True}]
+KMS_WORLDS = [{"UseKms": False, "ExpireInputs": False, "ExpireOutputs": False, "ReadOtherInputBuckets": False},
+              {"UseKms": True, "ExpireInputs": True, "ExpireOutputs": True, "ReadOtherInputBuckets": False}]
 
 
 def _as_list(value: Any) -> list[Any]:
