@@ -68,3 +68,48 @@ def test_allowed_input_buckets_are_readable_by_the_functions_that_read_clips(cfn
 def test_no_other_role_reads_the_allowed_input_buckets(cfn):
     readers = {logical_id for logical_id, statement in _statements(cfn) if "AllowedInputBuckets" in str(statement)}
     assert readers <= {"SubmitFunctionRole", "PrepareFunctionRole"}
+
+
+def test_the_jobs_table_uses_the_aws_owned_key_unless_a_customer_key_is_given(cfn):
+    sse = cfn["Resources"]["JobsTable"]["Properties"]["SSESpecification"]
+    # SSEEnabled true without a key is the AWS-managed aws/dynamodb key (billed KMS calls), not AWS-owned.
+    assert sse["SSEEnabled"] == {"Fn::If": ["UseKms", True, False]}
+    assert sse["KMSMasterKeyId"] == {"Fn::If": ["UseKms", {"Ref": "KmsKeyArn"}, {"Ref": "AWS::NoValue"}]}
+
+
+def _settings(**variables: str) -> Settings:
+    base = {"JOBS_TABLE": "t", "INBOX_BUCKET": "i", "OUTPUTS_BUCKET": "o", "EVENT_BUS_NAME": "b",
+            "PROVIDER_SECRET_ID": "s"}
+    return Settings.from_env({**base, **variables})
+
+
+@pytest.mark.parametrize("parameter, variable", [("PollIntervalSeconds", "POLL_INTERVAL_SECONDS"),
+                                                 ("JobDeadlineSeconds", "JOB_DEADLINE_SECONDS")])
+def test_parameter_bounds_are_the_codes_bounds(template, parameter, variable):
+    """A value the template accepts must not stop the functions at cold start."""
+    bounds = template["Parameters"][parameter]
+    # the large deadline/interval pairings are the poller limit's business: take the other at its kindest
+    other = {"POLL_INTERVAL_SECONDS": "3600"} if variable == "JOB_DEADLINE_SECONDS" else {"JOB_DEADLINE_SECONDS": "300"}
+    for value in (bounds["MinValue"], bounds["MaxValue"]):
+        _settings(**other, **{variable: str(value)})
+    with pytest.raises(ConfigError, match=variable):
+        _settings(**other, **{variable: str(bounds["MaxValue"] + 1)})
+
+
+def test_the_template_defaults_fit_the_poller_limits(template):
+    defaults = parameter_defaults(template)
+    _settings(POLL_INTERVAL_SECONDS=defaults["PollIntervalSeconds"], JOB_DEADLINE_SECONDS=defaults["JobDeadlineSeconds"],
+              EXECUTION_TIMEOUT_SECONDS=defaults["ExecutionTimeoutSeconds"])
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["EXECUTION_TIMEOUT_SECONDS"] == {"Ref": "ExecutionTimeoutSeconds"}
+
+
+def test_a_5_second_poll_with_a_week_long_deadline_is_refused_at_cold_start():
+    # 120,960 poll cycles: the execution would stop at Step Functions' 25,000 history events.
+    with pytest.raises(ConfigError, match="25,000 history events"):
+        _settings(POLL_INTERVAL_SECONDS="5", JOB_DEADLINE_SECONDS="604800")
+
+
+def test_an_execution_timeout_before_the_deadline_is_refused_at_cold_start():
+    with pytest.raises(ConfigError, match="EXECUTION_TIMEOUT_SECONDS"):
+        _settings(POLL_INTERVAL_SECONDS="300", JOB_DEADLINE_SECONDS="3600", EXECUTION_TIMEOUT_SECONDS="3700")

@@ -470,7 +470,9 @@ def test_queues_and_table_are_encrypted_and_recoverable(cfn: dict[str, Any]) -> 
         properties = table["Properties"]
         for world in KMS_WORLDS:
             sse = _choose(properties.get("SSESpecification", {}), world)
-            assert sse.get("SSEEnabled") is True, logical_id
+            # DynamoDB always encrypts at rest: SSEEnabled false is the AWS-owned key (the README's
+            # promise without KmsKeyArn); true without a key would be the AWS-managed aws/dynamodb key.
+            assert sse.get("SSEEnabled") is world["UseKms"], logical_id
             if world["UseKms"]:
                 assert (sse["SSEType"], sse["KMSMasterKeyId"]) == ("KMS", {"Ref": "KmsKeyArn"})
         assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, logical_id
