@@ -113,3 +113,19 @@ def test_a_5_second_poll_with_a_week_long_deadline_is_refused_at_cold_start():
 def test_an_execution_timeout_before_the_deadline_is_refused_at_cold_start():
     with pytest.raises(ConfigError, match="EXECUTION_TIMEOUT_SECONDS"):
         _settings(POLL_INTERVAL_SECONDS="300", JOB_DEADLINE_SECONDS="3600", EXECUTION_TIMEOUT_SECONDS="3700")
+
+
+def test_a_submit_batch_against_a_hanging_provider_finishes_within_the_function_timeout(template):
+    """Timeout, batch and HTTP timeouts sized together: a timed-out batch fails all its messages."""
+    from clipedit.adapters.provider_http import API_TIMEOUT
+    from clipedit.config import Settings as S
+    from local.template import function_spec
+
+    batch = template["Resources"]["SubmitFunction"]["Properties"]["Events"]["Intake"]["Properties"]["BatchSize"]
+    per_call = API_TIMEOUT["connect"] + API_TIMEOUT["read"]  # the longest a provider call can hang
+    breaker = S.__dataclass_fields__["breaker_failure_threshold"].default  # slow calls before the breaker opens
+    aws_work_per_message = 5.0  # S3 probe reads, DynamoDB writes, the presign: seconds, with room
+    worst = breaker * per_call + batch * aws_work_per_message
+    timeout = function_spec(template, "SubmitFunction")["timeout"]
+    assert worst <= timeout, f"a batch of {batch} can take {worst:.0f} s; the function stops at {timeout} s"
+    assert template["Resources"]["IntakeQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout

@@ -149,7 +149,7 @@ def test_function_spec_merges_globals(template: dict[str, Any]) -> None:
     submit = function_spec(template, "SubmitFunction")
     assert submit["code_uri"] == "functions/submit"
     assert submit["handler"] == "app.lambda_handler"
-    assert (submit["timeout"], submit["memory"]) == (60, 512)
+    assert (submit["timeout"], submit["memory"]) == (180, 512)
     env = submit["environment"]
     assert env["JOBS_TABLE"] == {"Ref": "JobsTable"}  # from Globals, still in CFN form
     assert env["POWERTOOLS_SERVICE_NAME"] == "clipedit"
@@ -191,7 +191,7 @@ def test_parameter_defaults_are_strings(template: dict[str, Any]) -> None:
     assert defaults["KlingApiBaseUrl"] == "https://api-singapore.klingai.com"
     assert defaults["DefaultModel"] == "o3"
     assert defaults["DefaultMode"] == "pro"
-    assert defaults["PollIntervalSeconds"] == "60"
+    assert defaults["PollIntervalSeconds"] == "300"
     assert defaults["JobDeadlineSeconds"] == "3600"
     assert defaults["ExecutionTimeoutSeconds"] == "7200"
     assert defaults["SubmitMaxConcurrency"] == "5"
