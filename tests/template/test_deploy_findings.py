@@ -129,3 +129,29 @@ def test_a_submit_batch_against_a_hanging_provider_finishes_within_the_function_
     timeout = function_spec(template, "SubmitFunction")["timeout"]
     assert worst <= timeout, f"a batch of {batch} can take {worst:.0f} s; the function stops at {timeout} s"
     assert template["Resources"]["IntakeQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_every_function_and_api_logs_into_a_group_that_expires(template):
+    groups = {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"}
+    functions = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
+    named = {p.get("LogGroupName", {}).get("Fn::Sub") for p in groups.values()}
+    assert {f"/aws/lambda/${{{f}}}" for f in functions} <= named
+    assert all(p["RetentionInDays"] == {"Ref": "LogRetentionDays"} for p in groups.values())
+    for api in ("CallbackApi", "StatusApi"):
+        settings = template["Resources"][api]["Properties"]["AccessLogSettings"]
+        assert settings["DestinationArn"] == {"Fn::GetAtt": [f"{api}AccessLogs", "Arn"]}
+        assert "queryString" not in settings["Format"] and "$context.requestId" in settings["Format"]  # no tokens
+
+
+def test_layer_names_are_scoped_to_the_stack(template):
+    for layer in ("SharedLayer", "MediaLayer"):
+        assert template["Resources"][layer]["Properties"]["LayerName"]["Fn::Sub"].startswith("${AWS::StackName}-")
+
+
+def test_the_customer_key_is_usable_only_through_the_services_that_hold_data(cfn):
+    keyed = [st for _, st in _statements(cfn) if isinstance(st, dict) and "Fn::If" in st
+             and st["Fn::If"][1].get("Sid") == "CustomerKey"]
+    assert len(keyed) >= 4
+    for statement in keyed:
+        services = statement["Fn::If"][1]["Condition"]["StringLike"]["kms:ViaService"]
+        assert [s["Fn::Sub"].split(".")[0] for s in services] == ["s3", "sqs", "dynamodb"]
