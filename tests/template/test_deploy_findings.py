@@ -155,3 +155,15 @@ def test_the_customer_key_is_usable_only_through_the_services_that_hold_data(cfn
     for statement in keyed:
         services = statement["Fn::If"][1]["Condition"]["StringLike"]["kms:ViaService"]
         assert [s["Fn::Sub"].split(".")[0] for s in services] == ["s3", "sqs", "dynamodb"]
+
+
+def test_the_layer_pins_the_botocore_the_xray_sdk_pulls_in_with_its_boto3():
+    from local.template import ROOT
+
+    def pins(path):
+        return {line.split("==")[0].lower(): line.split("==")[1].strip()
+                for line in (ROOT / path).read_text().splitlines() if "==" in line and not line.startswith("#")}
+
+    layer, lock = pins("layers/clipedit/python/requirements.txt"), pins("requirements-dev.lock")
+    assert "aws-xray-sdk" in layer  # the reason botocore is in the layer at all
+    assert layer["botocore"] == lock["botocore"] and layer["boto3"] == lock["boto3"]
