@@ -229,3 +229,10 @@ def test_a_copy_that_fails_after_the_callback_waits_a_full_interval_next_time(wo
     assert _signal(finalize).resumed == []
     fetcher.fail_with = None
     assert finalize.on_poll("j-1").status == "SUCCEEDED"
+
+
+def test_a_park_without_a_token_is_refused_so_the_poller_checks_at_once(world):
+    finalize, *_ = world
+    with pytest.raises(ValueError, match="task token"):
+        finalize.park("j-1", "")
+    assert _signal(finalize).resumed == []

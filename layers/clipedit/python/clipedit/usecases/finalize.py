@@ -144,6 +144,8 @@ class FinalizeJob:
     def park(self, job_id: str, token: str) -> FinalizeOutcome:
         """The poller waits on ``token`` (timeout: the poll interval). Resumed at once when there
         is nothing to wait for: the job ended, or a callback already found the task done."""
+        if not token:
+            raise ValueError("park needs the poller's task token")  # the state machine then checks at once
         job = self._jobs.get(job_id)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
