@@ -298,6 +298,7 @@ class Container:
                 incoming_prefix=s.incoming_prefix,
                 output_prefix=s.output_prefix,
                 lease_seconds=s.finalize_lease_seconds,
+                prices=s.prices,
             ),
         )
 
