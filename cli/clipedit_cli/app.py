@@ -288,6 +288,8 @@ def batch_command(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A catalog: .csv or .jsonl, one job per row.")],
     no_watch: Annotated[bool, typer.Option("--no-watch", help="Upload and print the batch id only.")] = False,
+    plan: Annotated[bool, typer.Option("--plan", help="Check and price every row (spec and a ranged-read probe "
+                                       "of its clip) and submit nothing; exit 1 if a row would be rejected.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     timeout: Annotated[Optional[float], typer.Option(help="Give up watching after this many seconds (exit 6).")] = None,
 ) -> None:
@@ -296,6 +298,8 @@ def batch_command(
 
     context = _ctx(ctx)
     backend = context.backend()
+    if plan:
+        _plan_and_exit(backend, file, as_json=as_json)
     batch_id, key, version = backend.upload_batch(file)
     if as_json and no_watch:
         _print_json({"batch_id": batch_id, "key": key})
@@ -305,6 +309,24 @@ def batch_command(
         return
     _watch_batch_and_exit(context, batch_id, as_json=as_json, interval=None, timeout=timeout,
                           file_job_id=job_id_for(backend.target.inbox_bucket, key, version))
+
+
+def _plan_and_exit(backend: Any, file: Path, *, as_json: bool) -> None:
+    result = backend.plan(file)
+    if as_json:
+        document = result.as_dict()
+        _print_json(document)
+    else:
+        table = Table("row", "status", "clip", "provider/model/mode", "seconds", "estimate (USD)", "why")
+        for row in result.rows:
+            table.add_row(str(row.row), row.status, row.video or "", "/".join(filter(None, (row.provider, row.model, row.mode))),
+                          "" if row.seconds is None else f"{row.seconds:g}",
+                          "" if row.estimated_cost_usd is None else f"{row.estimated_cost_usd:.2f}",
+                          f"{row.error_code}: {row.error_message}" if row.error_code else "")
+        console.print(table)
+        console.print(f"{len(result.rows) - result.rejected} row(s) ok, {result.rejected} rejected; estimated total "
+                      f"${result.total_estimated_cost_usd:.2f} (nothing submitted)")
+    raise typer.Exit(int(Exit.JOB_NOT_SUCCEEDED if result.rejected else Exit.OK))
 
 
 @app.command()

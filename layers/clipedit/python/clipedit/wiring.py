@@ -324,6 +324,13 @@ class Container:
         return RetryJob(jobs=self.jobs, queue=self.queue, recorder=self.recorder, clock=SystemClock())
 
     @cached_property
+    def plan_batch(self):  # type: ignore[no-untyped-def]
+        from clipedit.usecases.plan import PlanBatch
+
+        return PlanBatch(intake=self.intake, inspector=self.inspector, prices=self.settings.prices,
+                         inbox_bucket=self.settings.inbox_bucket)
+
+    @cached_property
     def submit_manifest(self) -> SubmitManifest:
         s = self.settings
         return SubmitManifest(writer=self.documents, inbox_bucket=s.inbox_bucket, jobs_prefix=s.jobs_prefix,

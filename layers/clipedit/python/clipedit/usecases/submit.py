@@ -81,6 +81,36 @@ def stored_ref(value: Any) -> MediaRef:
     return MediaRef(url=value)
 
 
+def all_images(job: Job) -> list[str]:
+    images = list(job.image_urls or [])
+    for element in job.elements or []:
+        images += [element["frontal"], *element["references"]]
+    return images
+
+
+def check_media(inspector: MediaInspector, job: Job) -> tuple[Any, Any]:
+    """The checks made before any money is spent: a ranged-read probe of the clip against the
+    model's limits, the prepare plan its framing needs, every reference image. Returns (video
+    facts, prepare plan or None); raises MediaRejected / SpecError with the code users see.
+    Shared by submit and by ``clipedit batch --plan``, so a plan judges a row as the pipeline will."""
+    limits = limits_for(job.model or "o3")
+    video = stored_ref(job.video_ref) if job.video_ref else MediaRef(
+        bucket=job.input_bucket, key=job.input_key, version_id=job.input_version_id)
+    if job.input_size and not job.video_ref:
+        check_size_before_probe(job.input_size, limits)  # a 5 GB upload is refused unread
+    facts = inspector.video(video)
+    framing = framing_from_record(job.framing)
+    plan = plan_prepare(facts, framing, limits, keep_audio=job.keep_audio is not False)
+    for image in all_images(job):
+        try:
+            check_image(inspector.image(stored_ref(image)), limits)
+        except MediaRejected as problem:
+            # Name the reference without its query string: a signed URL must not reach the record.
+            where = image.split("?", 1)[0] if image.startswith("https://") else image
+            raise MediaRejected(f"{where}: {problem.message}", code=problem.code) from None
+    return facts, plan
+
+
 class SubmitJob:
     def __init__(
         self,
@@ -143,22 +173,8 @@ class SubmitJob:
     # --- checks before any money is spent ----------------------------------------------------
 
     def _validate_media(self, job: Job) -> Job:
-        limits = limits_for(job.model or "o3")
         try:
-            video = stored_ref(job.video_ref) if job.video_ref else MediaRef(
-                bucket=job.input_bucket, key=job.input_key, version_id=job.input_version_id)
-            if job.input_size and not job.video_ref:
-                check_size_before_probe(job.input_size, limits)  # a 5 GB upload is refused unread
-            facts = self._inspector.video(video)
-            framing = framing_from_record(job.framing)
-            plan = plan_prepare(facts, framing, limits, keep_audio=job.keep_audio is not False)
-            for index, image in enumerate(self._all_images(job)):
-                try:
-                    check_image(self._inspector.image(stored_ref(image)), limits)
-                except MediaRejected as problem:
-                    # Name the reference without its query string: a signed URL must not reach the record.
-                    where = image.split("?", 1)[0] if image.startswith("https://") else image
-                    raise MediaRejected(f"{where}: {problem.message}", code=problem.code) from None
+            facts, plan = check_media(self._inspector, job)
         except (MediaRejected, SpecError) as problem:
             return self._move(job, JobStatus.REJECTED, error_code=problem.code, error_message=problem.message,
                               finished_at=iso(self._clock.now()))
@@ -192,10 +208,7 @@ class SubmitJob:
 
     @staticmethod
     def _all_images(job: Job) -> list[str]:
-        images = list(job.image_urls or [])
-        for element in job.elements or []:
-            images += [element["frontal"], *element["references"]]
-        return images
+        return all_images(job)
 
     # --- elements (Kling's library) -----------------------------------------------------------
 
