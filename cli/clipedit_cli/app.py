@@ -245,6 +245,8 @@ def list_jobs(
     status_filter: Annotated[Optional[str], typer.Option("--status", help="Only this status.")] = None,
     since: Annotated[Optional[str], typer.Option(help="Created since: 2026-11-24T10:00:00Z, 2026-11-24, or 30m/2h/7d.")] = None,
     batch: Annotated[Optional[str], typer.Option(help="Only the rows of this batch, in row order.")] = None,
+    review_status: Annotated[Optional[str], typer.Option("--review-status", help="approved, rejected or unreviewed "
+                                                         "(SUCCEEDED jobs; pages may come back short).")] = None,
     limit: Annotated[int, typer.Option(help="Jobs per page (1-100).")] = 50,
     page: Annotated[Optional[str], typer.Option("--next", help="Continue from the `next` cursor of a previous page.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
@@ -254,7 +256,7 @@ def list_jobs(
     from clipedit.usecases.queries import public_job
 
     backend = _ctx(ctx).backend()
-    filters = dict(status=status_filter, batch=batch, since=since, limit=limit)
+    filters = dict(status=status_filter, batch=batch, since=since, limit=limit, review_status=review_status)
     if every:
         jobs, cursor = list(backend.all_pages(**filters)), None
     else:
@@ -263,7 +265,7 @@ def list_jobs(
     if as_json:
         _print_json({"jobs": [public_job(j) for j in jobs], "next": cursor})
         return
-    table = Table("job", "status", "created (UTC)", "clip", "result")
+    table = Table("job", "status", "created (UTC)", "clip", "result", "review")
     for column in table.columns[:3]:
         column.no_wrap = True  # ids are copied from here: never cut
     for job in jobs:
@@ -272,11 +274,13 @@ def list_jobs(
         if job.batch_row is not None:
             clip += f" (row {job.batch_row})"
         result_text = job.output_key or job.error_code or ""
-        table.add_row(job.job_id, job.status.value, job.created_at[:19].replace("T", " "), clip, result_text)
+        table.add_row(job.job_id, job.status.value, job.created_at[:19].replace("T", " "), clip, result_text,
+                      job.review_status or "")
     console.print(table)
     if cursor:
         console.print(f"more: clipedit list --next {cursor}" + "".join(
             f" --{k} {v}" for k, v in (("status", status_filter), ("since", since), ("batch", batch),
+                                       ("review-status", review_status),
                                        ("limit", limit if limit != 50 else None)) if v))
 
 

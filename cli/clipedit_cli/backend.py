@@ -73,9 +73,10 @@ class Backend:
             return None
 
     def list(self, *, status: str | None, batch: str | None, since: str | None, limit: int,
-             cursor: str | None) -> JobPage:
+             cursor: str | None, review_status: str | None = None) -> JobPage:
         try:
-            return self.container.queries.list(status=status, batch=batch, since=since, limit=limit, cursor=cursor)
+            return self.container.queries.list(status=status, batch=batch, since=since, limit=limit, cursor=cursor,
+                                               review_status=review_status)
         except InvalidQuery as error:
             raise CliError(error.message, Exit.USAGE) from None
 

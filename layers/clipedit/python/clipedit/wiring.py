@@ -324,6 +324,18 @@ class Container:
         return RetryJob(jobs=self.jobs, queue=self.queue, recorder=self.recorder, clock=SystemClock())
 
     @cached_property
+    def review_job(self):  # type: ignore[no-untyped-def]
+        from clipedit.usecases.review import ReviewJob
+
+        return ReviewJob(jobs=self.jobs, events=self.events, clock=SystemClock())
+
+    @cached_property
+    def revise_job(self):  # type: ignore[no-untyped-def]
+        from clipedit.usecases.review import ReviseJob
+
+        return ReviseJob(jobs=self.jobs, queue=self.queue, recorder=self.recorder, clock=SystemClock())
+
+    @cached_property
     def plan_batch(self):  # type: ignore[no-untyped-def]
         from clipedit.usecases.plan import PlanBatch
 
