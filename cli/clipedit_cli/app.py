@@ -364,6 +364,41 @@ def retry(
                         just_submitted=True)
 
 
+# --- the review page --------------------------------------------------------------------------
+
+
+@app.command(name="review")
+def review_command(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
+    token: Annotated[Optional[str], typer.Option(help="Access token every request must carry (required with a "
+                                                 "non-loopback --host).", envvar="CLIPEDIT_REVIEW_TOKEN")] = None,
+) -> None:
+    """A local web app: every edit next to its source, approve/reject, try again, promote to pro,
+    batch grids with bulk approve and export, and batch plans with prices before launch."""
+    import webbrowser
+
+    from clipedit_cli.review.security import Guard, check_bind
+    from clipedit_cli.review.server import ReviewApp, bind, caller_arn, server_for
+
+    check_bind(host, token)  # before anything else: a refused bind never touches the stack
+    backend = _ctx(ctx).backend()
+    application = ReviewApp(backend, reviewer=caller_arn(backend), guard=Guard(token)).build()
+    try:
+        sock = bind(host, port)
+    except OSError as error:
+        raise CliError(f"cannot listen on {host}:{port}: {error.strerror}; pick another --port", Exit.USAGE) from None
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{sock.getsockname()[1]}/"
+    errors.print(f"review page: {url}{' (add ?token=... once)' if token else ''}  on {backend.target.describe()}; "
+                 "Ctrl-C stops it", markup=False)
+    if not no_browser:
+        webbrowser.open(url + (f"?token={token}" if token else ""))
+    server_for(application).run(sockets=[sock])
+
+
 # --- operations: cancel, reconcile, dead letters ---------------------------------------------------
 
 
