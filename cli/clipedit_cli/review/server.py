@@ -174,6 +174,10 @@ class ReviewApp:
         job = self.job(request.path_params["job_id"])
         if job.status != JobStatus.SUCCEEDED or not job.output_key:
             return Response(status_code=404)
+        try:
+            import av  # noqa: F401  (PyAV decodes the frame; without it the cards show their text)
+        except ImportError:
+            return Response("thumbnails need PyAV (pip install av)", status_code=404, media_type="text/plain")
         key = ensure_thumbnail(self.backend.s3, outputs_bucket=self.backend.target.outputs_bucket,
                                output_bucket=job.output_bucket or self.backend.target.outputs_bucket,
                                output_key=job.output_key, job_id=job.job_id)
