@@ -49,6 +49,8 @@ class ReviewApp:
         self.guard = guard
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals.update(money=views.money)
+        # Live parts re-read the index every 2 s locally; on a deployed stack every 5 s (read capacity).
+        self.refresh_ms = 2000 if backend.target.kind == "local" else 5000
         self.plans: dict[str, tuple[str, bytes]] = {}
         self._plans_lock = threading.Lock()
 
@@ -56,7 +58,7 @@ class ReviewApp:
 
     def render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         context.update(csrf=self.guard.csrf_token(), csrf_field=CSRF_FIELD, reviewer=self.reviewer,
-                       target=self.backend.target.describe())
+                       target=self.backend.target.describe(), refresh_ms=self.refresh_ms)
         return self.templates.TemplateResponse(request, template, context, status_code=status_code)
 
     def problem(self, request: Request, status: int, code: str, message: str) -> HTMLResponse:
