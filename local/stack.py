@@ -203,7 +203,8 @@ class LocalStack:
 
     def _start_runtime(self) -> None:
         from local.gateway import CallbackGateway
-        from local.runtime import FunctionRunner, function_definition, patch_moto_lambda, patch_moto_s3_events
+        from local.runtime import (FunctionRunner, function_definition, patch_moto_dynamodb_atomic, patch_moto_lambda,
+                                   patch_moto_s3_events)
 
         prefix = f"clipedit-{self.options.name}"
         self.submit_function = f"{prefix}-submit"
@@ -230,6 +231,7 @@ class LocalStack:
             self.runner.on_load[self.finalize_function] = install_crashes
         self._stoppers.append(patch_moto_lambda(self.runner))
         self._stoppers.append(patch_moto_s3_events())
+        self._stoppers.append(patch_moto_dynamodb_atomic())
         self.gateway = CallbackGateway(lambda event: self.runner.invoke(self.finalize_function, event))
         self.gateway.start()
         self._stoppers.append(self.gateway.stop)
