@@ -15,12 +15,13 @@ import logging
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from clipedit.adapters.s3_notifications import uploads_from_sqs_body
 from clipedit.adapters.metrics import PowertoolsMetrics
+from clipedit.adapters.tracing import HandlerTracer
 from clipedit.config import Settings
 from clipedit.domain.errors import RetryLater
 from clipedit.usecases.common import iso
@@ -28,7 +29,7 @@ from clipedit.usecases.dispatch import MESSAGE_KIND
 from clipedit.wiring import Container
 
 logger = Logger()
-tracer = Tracer()  # active tracing is on in the template; off outside Lambda
+tracer = HandlerTracer()  # X-Ray on in Lambda (active tracing in the template), loaded on first use
 # httpx logs every request URL at INFO; presigned and signed URLs must never reach a log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 container = Container(Settings.from_env(), metrics=PowertoolsMetrics())  # validated at cold start

@@ -28,6 +28,12 @@ API_TIMEOUT = {"connect": 5.0, "read": 20.0, "write": 20.0, "pool": 5.0}
 DOWNLOAD_TIMEOUT = {"connect": 5.0, "read": 60.0, "write": 60.0, "pool": 5.0}
 
 
+def _s3v4_config() -> Any:
+    from botocore.config import Config
+
+    return Config(signature_version="s3v4")
+
+
 class SystemClock:
     def now(self) -> float:
         return time.time()
@@ -41,15 +47,23 @@ class Container:
         # The command line passes its own (a profile, or the local stack's endpoint); functions
         # use the default credentials chain.
         self._client_factory = client_factory
+        self._clients: dict[str, Any] = {}
 
     # --- AWS clients --------------------------------------------------------------------------
 
-    def _client(self, service: str, **kwargs: Any) -> Any:
-        if self._client_factory is not None:
-            return self._client_factory(service, **kwargs)
-        import boto3  # imported here so handler import time stays small
+    def _client(self, service: str) -> Any:
+        """One client per service, shared by every adapter (a boto3 client costs ~10-40 ms to build
+        at a cold start, and clients are thread-safe)."""
+        if service not in self._clients:
+            # SigV4 for S3 so presigned URLs work in every region.
+            kwargs = {"config": _s3v4_config()} if service == "s3" else {}
+            if self._client_factory is not None:
+                self._clients[service] = self._client_factory(service, **kwargs)
+            else:
+                import boto3  # imported here so handler import time stays small
 
-        return boto3.client(service, **kwargs)
+                self._clients[service] = boto3.client(service, **kwargs)
+        return self._clients[service]
 
     @cached_property
     def jobs(self):  # type: ignore[no-untyped-def]
@@ -59,12 +73,9 @@ class Container:
 
     @cached_property
     def storage(self):  # type: ignore[no-untyped-def]
-        from botocore.config import Config
-
         from clipedit.adapters.s3_storage import S3ObjectStore
 
-        # SigV4 so presigned URLs work in every region.
-        return S3ObjectStore(self._client("s3", config=Config(signature_version="s3v4")))
+        return S3ObjectStore(self._client("s3"))
 
     @cached_property
     def events(self):  # type: ignore[no-untyped-def]
