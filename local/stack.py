@@ -270,6 +270,7 @@ class LocalStack:
             "JobsTable": f"{prefix}-jobs", "JobEventsBus": f"{prefix}-events",
             "IntakeQueue": f"{prefix}-intake", "IntakeDeadLetterQueue": f"{prefix}-intake-dlq",
             "PrepareQueue": f"{prefix}-prepare", "PrepareDeadLetterQueue": f"{prefix}-prepare-dlq",
+            "WakeQueue": f"{prefix}-wake",
         }
         s3, sqs, ddb = self.client("s3"), self.client("sqs"), self.client("dynamodb")
 
@@ -288,6 +289,13 @@ class LocalStack:
             },
         )["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        wake_redrive = t["WakeQueue"]["Properties"]["RedrivePolicy"]
+        wake_queue_url = sqs.create_queue(QueueName=names["WakeQueue"], Attributes={
+            "VisibilityTimeout": str(self.options.visibility_timeout_seconds),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                         "maxReceiveCount": int(wake_redrive["maxReceiveCount"])}),
+        })["QueueUrl"]
+        wake_queue_arn = sqs.get_queue_attributes(QueueUrl=wake_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         prepare_dlq_url = sqs.create_queue(QueueName=names["PrepareDeadLetterQueue"])["QueueUrl"]
         prepare_dlq_arn = sqs.get_queue_attributes(QueueUrl=prepare_dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         prepare_redrive = t["PrepareQueue"]["Properties"]["RedrivePolicy"]
@@ -356,7 +364,7 @@ class LocalStack:
         state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name}"
         refs.update(ProviderSecret=secret_arn, PollerStateMachine=state_machine_arn, CallbackApi="local",
                     IntakeQueue=queue_url, IntakeDeadLetterQueue=dlq_url,  # Ref of a queue is its URL
-                    PrepareQueue=prepare_queue_url, PrepareDeadLetterQueue=prepare_dlq_url)
+                    PrepareQueue=prepare_queue_url, PrepareDeadLetterQueue=prepare_dlq_url, WakeQueue=wake_queue_url)
         attrs = {("SubmitFunction", "Arn"): self.runner_arn(self.submit_function),
                  ("FinalizeFunction", "Arn"): self.runner_arn(self.finalize_function)}
 
@@ -403,6 +411,7 @@ class LocalStack:
         self.info.update(
             inbox_bucket=names["InboxBucket"], outputs_bucket=names["OutputsBucket"], jobs_table=names["JobsTable"],
             state_machine_arn=state_machine_arn, intake_queue_url=queue_url, intake_queue_arn=queue_arn,
+            wake_queue_url=wake_queue_url, wake_queue_arn=wake_queue_arn,
             dead_letter_queue_url=dlq_url, prepare_queue_url=prepare_queue_url, prepare_queue_arn=prepare_queue_arn,
             prepare_dead_letter_queue_url=prepare_dlq_url, prepared_prefix=params["PreparedPrefix"],
             prepare_function=self.prepare_function, event_bus_name=names["JobEventsBus"], events_queue_url=events_queue_url,
@@ -427,6 +436,7 @@ class LocalStack:
 
     def _start_dispatcher(self) -> None:
         from local.sqs_dispatch import QueueDispatcher
+        from local.template import function_events
 
         self.dispatcher = QueueDispatcher(
             self.client("sqs"),
@@ -449,6 +459,18 @@ class LocalStack:
         )
         self.prepare_dispatcher.start()
         self._stoppers.append(self.prepare_dispatcher.stop)
+        wake = function_events(self.template, "SubmitFunction")["Wake"]["Properties"]
+        self.wake_dispatcher = QueueDispatcher(
+            self.client("sqs"),
+            queue_url=self.info["wake_queue_url"],
+            queue_arn=self.info["wake_queue_arn"],
+            region=REGION,
+            invoke=lambda event: self.runner.invoke(self.submit_function, event),
+            max_concurrency=int(wake["ScalingConfig"]["MaximumConcurrency"]),
+            batch_size=int(wake["BatchSize"]),
+        )
+        self.wake_dispatcher.start()
+        self._stoppers.append(self.wake_dispatcher.stop)
 
     def _write_info(self) -> None:
         self.info["pid"] = os.getpid()

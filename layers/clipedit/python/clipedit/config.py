@@ -68,6 +68,9 @@ class Settings:
     # under the prefix in the inbox bucket (a lifecycle rule expires them).
     prepare_queue_url: str | None = None
     prepared_prefix: str = "prepared/"
+    # Wake-ups of gate-waiting jobs travel on their own queue so they never wait behind an upload
+    # backlog on the intake queue (unset: they go on the intake queue).
+    wake_queue_url: str | None = None
 
     @property
     def backpressure(self) -> BackpressureSettings:
@@ -206,6 +209,7 @@ class Settings:
             dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", "").strip() or None,
             prepare_queue_url=env.get("PREPARE_QUEUE_URL", "").strip() or None,
             prepared_prefix=prefix("PREPARED_PREFIX", "prepared/"),
+            wake_queue_url=env.get("WAKE_QUEUE_URL", "").strip() or None,
         )
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))

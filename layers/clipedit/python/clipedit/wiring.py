@@ -184,6 +184,15 @@ class Container:
         return SqsQueue(self._client("sqs"), self.settings.intake_queue_url)
 
     @cached_property
+    def wake_queue(self):  # type: ignore[no-untyped-def]
+        """Where a freed slot wakes the oldest waiting jobs: the wake queue (its own event source on
+        the submit function, so a wake never queues behind uploads), else the intake queue."""
+        from clipedit.adapters.s3_documents import SqsQueue
+
+        url = self.settings.wake_queue_url or self.settings.intake_queue_url
+        return SqsQueue(self._client("sqs"), url) if url else None
+
+    @cached_property
     def inspector(self):  # type: ignore[no-untyped-def]
         from clipedit.adapters.media_inspector import RangeMediaInspector
         from clipedit.adapters.safe_http import safe_client
@@ -217,8 +226,7 @@ class Container:
         from clipedit.usecases.backpressure import SlotRelease
 
         clock = SystemClock()
-        release = SlotRelease(guard=self.guard, jobs=self.jobs,
-                              queue=self.queue if self.settings.intake_queue_url else None)
+        release = SlotRelease(guard=self.guard, jobs=self.jobs, queue=self.wake_queue)
         return StatusRecorder(events=self.events, batches=self.batches, documents=self.documents,
                               now=lambda: iso(clock.now()), on_terminal=release, metrics=self.metrics)
 
