@@ -38,7 +38,7 @@ from clipedit.ports import (
     TaskState,
     Workflow,
 )
-from clipedit.usecases.common import StatusRecorder, iso
+from clipedit.usecases.common import StatusRecorder, iso, providers_by_name
 
 ELEMENT_RECHECK_SECONDS = 10  # how soon a job waiting for its elements is looked at again
 # A job waiting for its prepared clip is woken by the prepare step when the clip is ready; this is
@@ -107,9 +107,7 @@ class SubmitJob:
         self._storage = storage
         self._inspector = inspector
         # Each job names its provider (kling or fal); one adapter per name.
-        self._providers = dict(providers or {})
-        if provider is not None:
-            self._providers.setdefault(provider.name, provider)
+        self._providers = providers_by_name(providers, provider)
         self._elements = elements
         self._workflow = workflow
         self._recorder = recorder
