@@ -138,7 +138,10 @@ def handler_attributes(handler: str) -> list[str]:
     import re
 
     used = re.findall(r"\bcontainer\.([A-Za-z_]\w*)", HANDLERS[handler].read_text())
-    return sorted(set(used)) + ["_secrets"]
+    # The first provider call builds the secrets provider and the default provider's adapter (its
+    # HTTP client): counted here, since a cold start that submits or finalizes pays for them.
+    first_call = ["_secrets", "provider"] if handler in ("submit", "finalize") else ["_secrets"]
+    return sorted(set(used)) + first_call
 
 
 BLOCKERS: dict[str, str] = {}  # set in main(): per function, the packages it is not deployed with
