@@ -112,6 +112,9 @@ def _resolve(value: Any, refs: dict[str, str], attrs: dict[tuple[str, str], str]
     raise ValueError(f"cannot resolve {value!r} locally")
 
 
+_RUNNING: list["LocalStack"] = []  # stacks started in this process and not stopped, oldest first
+
+
 class LocalStack:
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions.from_env()
@@ -127,14 +130,27 @@ class LocalStack:
 
     def start(self) -> dict[str, Any]:
         saved_environment = dict(os.environ)
-        self._stoppers.append(lambda: (os.environ.clear(), os.environ.update(saved_environment)))
+        self._stoppers.append(lambda: self._restore_environment(saved_environment))
         self._start_moto()
         self._start_emulator()
         self._start_runtime()
         self._create_resources()
         self._start_dispatcher()
         self._write_info()
+        # The environment this stack runs in (its moto port and endpoint, its functions' variables):
+        # restored when a stack started after it stops first (tests nest a module's stack in the session's).
+        self._environment = dict(os.environ)
+        _RUNNING.append(self)
         return self.info
+
+    def _restore_environment(self, saved: dict[str, str]) -> None:
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+        # A stack still running in this process keeps its own environment: moto's Step Functions
+        # reach Lambda through MOTO_PORT, which must name a live server.
+        target = _RUNNING[-1]._environment if _RUNNING else saved
+        os.environ.clear()
+        os.environ.update(target)
 
     def stop(self) -> None:
         while self._stoppers:
