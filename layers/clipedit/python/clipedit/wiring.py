@@ -95,18 +95,13 @@ class Container:
 
     @cached_property
     def _secrets(self):  # type: ignore[no-untyped-def]
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+        from clipedit.adapters.secrets import SecretCache
 
-        # Our own provider (not Powertools' process-wide default) so it uses this container's client.
-        return SecretsProvider(boto3_client=self._client("secretsmanager"))
+        return SecretCache(self._client("secretsmanager"))
 
     def _provider_secret(self) -> dict[str, Any]:
         # Cached for max_age so a rotated key is picked up without a redeploy; never logged.
-        value = self._secrets.get(
-            self.settings.provider_secret_id,
-            transform="json",
-            max_age=self.settings.secret_max_age_seconds,
-        )
+        value = self._secrets.get_json(self.settings.provider_secret_id, max_age=self.settings.secret_max_age_seconds)
         if not isinstance(value, dict):
             raise ConfigError("the provider secret must be a JSON object")
         return value
