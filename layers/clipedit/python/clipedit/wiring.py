@@ -221,7 +221,8 @@ class Container:
         from clipedit.usecases.backpressure import SlotRelease
 
         clock = SystemClock()
-        release = SlotRelease(guard=self.guard, jobs=self.jobs, queue=self.wake_queue)
+        release = SlotRelease(guard=self.guard, jobs=self.jobs, queue=self.wake_queue,
+                              limit=self.settings.provider_concurrency_limit)
         return StatusRecorder(events=self.events, batches=self.batches, documents=self.documents,
                               now=lambda: iso(clock.now()), on_terminal=release, metrics=self.metrics)
 

@@ -38,6 +38,7 @@ from clipedit.ports import (
     TaskState,
     Workflow,
 )
+from clipedit.usecases.backpressure import gate_full_reason
 from clipedit.usecases.common import StatusRecorder, iso, providers_by_name
 
 ELEMENT_RECHECK_SECONDS = 10  # how soon a job waiting for its elements is looked at again
@@ -273,7 +274,7 @@ class SubmitJob:
         except ProviderError as error:
             return self._provider_failed(job, error, attempt)
         if not self._guard.acquire_slot(provider, job.job_id, limit=bp.concurrency_limit):
-            self._wait(job, f"all {bp.concurrency_limit} provider slots are in use",
+            self._wait(job, gate_full_reason(bp.concurrency_limit),
                        backoff_seconds(attempt, base=bp.gate_recheck_seconds, cap=bp.gate_recheck_seconds * 4,
                                        key=job.job_id))
         owner = uuid.uuid4().hex
