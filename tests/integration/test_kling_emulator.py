@@ -670,7 +670,9 @@ def test_copy_render_serves_the_input_bytes_exactly_and_fast(
     snaps = [emulator.wait_for_status(i, {"succeed", "failed"}, WAIT) for i in ids]
     elapsed = time.monotonic() - started
     assert {s["status"] for s in snaps} == {"succeed"} and {s["render"] for s in snaps} == {"copy"}
-    assert elapsed < 5.0, f"30 copy-mode tasks took {elapsed:.1f}s"  # grading 30 clips takes well over 15 s here
+    # Grading 30 clips takes well over 15 s here; copying them took 1-5.4 s even with a second test
+    # worker and other jobs sharing the two cores: the bound tells the two apart without flaking.
+    assert elapsed < 12.0, f"30 copy-mode tasks took {elapsed:.1f}s"
     for task_id in (ids[0], ids[-1]):
         q = query(emulator, f"/{task_id}").json()["data"]
         [video] = q["task_result"]["videos"]
