@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/clipedit/python:$(CURDIR)/layers/media/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv lock test unit integration e2e lint-template demo local bench clean docs docs-serve docs-refs
+.PHONY: help venv lock test chaos unit integration e2e lint-template demo local bench clean docs docs-serve docs-refs
 
 help:
 	@echo "make demo   - run the whole pipeline end to end on the embedded local stack"
-	@echo "make test   - template checks, unit, integration and e2e tests"
+	@echo "make test   - template checks, unit, integration and e2e tests (two workers; not the chaos run)"
+	@echo "make chaos  - the 200-job fault-injection run on its own local stack (CI runs it after make test)"
 	@echo "make local  - start the local stack and keep it running (Ctrl-C to stop); then use .venv/bin/clipedit"
 	@echo "make bench  - performance and cost benchmarks (not part of make test; BENCH_ARGS=--quick)"
 	@echo "make docs   - build the documentation site into site/ (make docs-serve: live preview on 127.0.0.1:8000)"
@@ -48,8 +49,13 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(PY) -m pytest -q tests/e2e
 
+# Two workers (pytest-xdist), one local stack each; --dist loadscope keeps a module (and so its
+# module-scoped stack) on one worker. The 200-job chaos run has its own target.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadscope -m "not chaos" tests
+
+chaos: $(STAMP)
+	$(PY) -m pytest -q -m chaos tests/integration/test_chaos.py
 
 local: $(STAMP)
 	$(PY) -m local.stack

@@ -27,6 +27,12 @@ jobs (more than one provider task, more than one output object version, more tha
 event or more than one terminal status in the history). Lost and duplicated must both be 0: the
 script exits 1 otherwise.
 
+Gate hand-offs: the provider gate's acquires (granted or refused) and releases are recorded in
+this process; a job waits from its first refused acquire to its granted one, and each release that
+found a job waiting is matched, in time order, with the earliest SUBMITTED among the jobs waiting
+then: p50/p95 of slot free -> that SUBMITTED (target p95 <= 5 s: a freed slot's wake-up must not
+queue behind the upload backlog).
+
 Baselines (same run, same moto): the rate at which S3 alone stores the same N bodies into a bucket
 that notifies nobody; and the gate's ceiling G / mean slot time (a job's SUBMITTED -> terminal),
 whose ratio to the measured rate says how busy the gate's slots were.
@@ -84,6 +90,66 @@ FAULT_EMULATOR = {
 FAULT_FUNCTION_ENV = {"RETRY_BASE_SECONDS": "1", "RETRY_MAX_SECONDS": "4", "GATE_RECHECK_SECONDS": "30",
                       "BREAKER_COOLDOWN_SECONDS": "2", "FINALIZE_LEASE_SECONDS": "3"}
 FAULT_FINALIZE_CRASH_RATE = 0.1
+
+
+class GateRecorder:
+    """Records every acquire (granted or refused) and every release of the provider gate's slots,
+    wrapping ``DynamoProviderGuard`` in this process (the handlers run here)."""
+
+    def __init__(self) -> None:
+        from clipedit.adapters import dynamo_jobs
+
+        self.acquires: list[tuple[float, str, bool]] = []
+        self.releases: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        self._cls = dynamo_jobs.DynamoProviderGuard
+        self._acquire, self._release = self._cls.acquire_slot, self._cls.release_slot
+        recorder = self
+
+        def acquire_slot(guard: Any, provider: str, job_id: str, **kwargs: Any) -> bool:
+            granted = recorder._acquire(guard, provider, job_id, **kwargs)
+            with recorder._lock:
+                recorder.acquires.append((time.time(), job_id, granted))
+            return granted
+
+        def release_slot(guard: Any, provider: str, job_id: str) -> bool:
+            released = recorder._release(guard, provider, job_id)
+            if released:
+                with recorder._lock:
+                    recorder.releases.append((time.time(), job_id))
+            return released
+
+        self._cls.acquire_slot, self._cls.release_slot = acquire_slot, release_slot
+
+    def undo(self) -> None:
+        self._cls.acquire_slot, self._cls.release_slot = self._acquire, self._release
+
+
+def slot_handoffs(gate: GateRecorder, submitted_at: dict[str, float]) -> list[float]:
+    """Seconds from a slot freeing to the next waiting job's SUBMITTED.
+
+    A job is waiting from its first refused acquire until its granted one. Each release that found
+    at least one job waiting is matched, in time order, with the earliest not-yet-matched SUBMITTED
+    among the jobs waiting at that moment. Releases with nobody waiting hand nothing over."""
+    first_refused: dict[str, float] = {}
+    granted: dict[str, float] = {}
+    for at, job_id, ok in sorted(gate.acquires):
+        if ok:
+            granted.setdefault(job_id, at)
+        elif job_id not in granted:
+            first_refused.setdefault(job_id, at)
+    waiters = sorted((submitted_at[j], first_refused[j], j) for j in first_refused
+                     if j in granted and j in submitted_at)
+    matched: set[str] = set()
+    delays: list[float] = []
+    for released_at, _holder in sorted(gate.releases):
+        for submitted, refused, job_id in waiters:
+            if job_id in matched or not (refused <= released_at < granted[job_id]):
+                continue
+            matched.add(job_id)
+            delays.append(max(0.0, submitted - released_at))
+            break
+    return delays
 
 
 def template_gate() -> int:
@@ -218,6 +284,7 @@ def run(args: argparse.Namespace, clip: bytes, work: Path) -> dict[str, Any]:
     try:
         timer = InvocationTimer(stack, classify_invocation)
         adapter_calls = ProviderCallCounter()
+        gate = GateRecorder()
         wire = WireCounter(stack.emulator)
         client = LocalClient(stack.info)
         out: dict[str, Any] = {"notes": notes}
@@ -336,6 +403,9 @@ def run(args: argparse.Namespace, clip: bytes, work: Path) -> dict[str, Any]:
                 if s in at:
                     stages[f"{previous}->{s}"].append(at[s] - previous_t)
                     previous, previous_t = s, at[s]
+        submitted_at = {job_id: iso_to_epoch(h["at"]) for job_id, job in jobs.items()
+                        for h in job["status_history"] if h["status"] == "SUBMITTED"}
+        handoffs = slot_handoffs(gate, submitted_at)
         t_end = max(terminal_at) if terminal_at else time.time()
         wall = t_end - t0
         done = len(terminal_at)
@@ -355,6 +425,11 @@ def run(args: argparse.Namespace, clip: bytes, work: Path) -> dict[str, Any]:
             "jobs_per_s": round(done / wall, 3) if wall > 0 else None,
             "latency_p50_s": round(percentile(latencies, 50), 2), "latency_p95_s": round(percentile(latencies, 95), 2),
             "latency_max_s": round(max(latencies), 2) if latencies else None,
+            "slot_free_to_submitted_n": len(handoffs),
+            "slot_free_to_submitted_p50_s": round(percentile(handoffs, 50), 2) if handoffs else None,
+            "slot_free_to_submitted_p95_s": round(percentile(handoffs, 95), 2) if handoffs else None,
+            "slot_free_to_submitted_max_s": round(max(handoffs), 2) if handoffs else None,
+            "jobs_that_waited_on_the_gate": len({j for _, j, ok in gate.acquires if not ok}),
             "mean_slot_s": round(mean_slot, 3), "gate_ceiling_jobs_per_s": round(gate_ceiling, 3),
             "statuses": dict(statuses), "lost": lost, "duplicated": duplicated,
             "lost_examples": lost_examples, "duplicated_examples": duplicated_examples,
@@ -379,6 +454,7 @@ def run(args: argparse.Namespace, clip: bytes, work: Path) -> dict[str, Any]:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         })
         adapter_calls.undo()
+        gate.undo()
         return out
     finally:
         stack.stop()
@@ -447,6 +523,13 @@ def main(argv: list[str] | None = None) -> int:
             f"gate {args.gate}, account limit {args.provider_limit}", None,
             f"peak <= {args.gate}, 0 x 1303",
             r["peak_concurrent_provider_tasks"] <= args.gate and r["answers_1303"] == 0),
+        row(f"{name}: slot free -> next waiting job SUBMITTED",
+            (f"p50 {r['slot_free_to_submitted_p50_s']:.2f} s, p95 {r['slot_free_to_submitted_p95_s']:.2f} s, "
+             f"max {r['slot_free_to_submitted_max_s']:.2f} s ({r['slot_free_to_submitted_n']} hand-offs; "
+             f"{r['jobs_that_waited_on_the_gate']} jobs found the gate full)") if r["slot_free_to_submitted_n"]
+            else f"no job found the gate full ({r['jobs_that_waited_on_the_gate']})",
+            "-", None, "p95 <= 5 s",
+            (r["slot_free_to_submitted_p95_s"] or 0) <= 5.0 if r["slot_free_to_submitted_n"] else None),
         row(f"{name}: lost / duplicated", f"lost {r['lost']}, duplicated {r['duplicated']} "
                                           f"({', '.join(f'{k} {v}' for k, v in sorted(r['statuses'].items()))})",
             f"{r['provider_tasks']} provider tasks for {r['jobs_with_a_task']} jobs, {r['output_versions']} output versions",

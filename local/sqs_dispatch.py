@@ -38,6 +38,11 @@ class QueueDispatcher:
         self._thread = threading.Thread(target=self._loop, name="sqs-dispatcher", daemon=True)
         self.batches = 0
         self.failed_records = 0
+        # Receives started / finished, so a caller that changed the queue's attributes can wait
+        # until no receive that began before the change is still long-polling (see below).
+        self._polls = threading.Condition()
+        self._polls_started = 0
+        self._polls_finished = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -47,9 +52,20 @@ class QueueDispatcher:
         self._thread.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def wait_for_fresh_receive(self, timeout: float = 10.0) -> None:
+        """Return once a receive that started after this call has finished. A long poll takes the
+        queue's VisibilityTimeout when it starts, so after changing that attribute (a test
+        shortening it) messages are only guaranteed the new value from then on."""
+        with self._polls:
+            target = self._polls_started + 1
+            if not self._polls.wait_for(lambda: self._polls_finished >= target, timeout=timeout):
+                raise TimeoutError(f"no receive on {self._queue_url} finished within {timeout} s")
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._slots.acquire()
+            with self._polls:
+                self._polls_started += 1
             try:
                 messages = self._sqs.receive_message(
                     QueueUrl=self._queue_url,
@@ -63,6 +79,10 @@ class QueueDispatcher:
                     self._slots.release()
                     return
                 messages = []
+            finally:
+                with self._polls:
+                    self._polls_finished += 1
+                    self._polls.notify_all()
             if not messages:
                 self._slots.release()
                 continue

@@ -112,6 +112,9 @@ def _resolve(value: Any, refs: dict[str, str], attrs: dict[tuple[str, str], str]
     raise ValueError(f"cannot resolve {value!r} locally")
 
 
+_RUNNING: list["LocalStack"] = []  # stacks started in this process and not stopped, oldest first
+
+
 class LocalStack:
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions.from_env()
@@ -127,14 +130,27 @@ class LocalStack:
 
     def start(self) -> dict[str, Any]:
         saved_environment = dict(os.environ)
-        self._stoppers.append(lambda: (os.environ.clear(), os.environ.update(saved_environment)))
+        self._stoppers.append(lambda: self._restore_environment(saved_environment))
         self._start_moto()
         self._start_emulator()
         self._start_runtime()
         self._create_resources()
         self._start_dispatcher()
         self._write_info()
+        # The environment this stack runs in (its moto port and endpoint, its functions' variables):
+        # restored when a stack started after it stops first (tests nest a module's stack in the session's).
+        self._environment = dict(os.environ)
+        _RUNNING.append(self)
         return self.info
+
+    def _restore_environment(self, saved: dict[str, str]) -> None:
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+        # A stack still running in this process keeps its own environment: moto's Step Functions
+        # reach Lambda through MOTO_PORT, which must name a live server.
+        target = _RUNNING[-1]._environment if _RUNNING else saved
+        os.environ.clear()
+        os.environ.update(target)
 
     def stop(self) -> None:
         while self._stoppers:
@@ -203,7 +219,8 @@ class LocalStack:
 
     def _start_runtime(self) -> None:
         from local.gateway import CallbackGateway
-        from local.runtime import FunctionRunner, function_definition, patch_moto_lambda, patch_moto_s3_events
+        from local.runtime import (FunctionRunner, function_definition, patch_moto_dynamodb_atomic, patch_moto_lambda,
+                                   patch_moto_s3_events)
 
         prefix = f"clipedit-{self.options.name}"
         self.submit_function = f"{prefix}-submit"
@@ -230,6 +247,7 @@ class LocalStack:
             self.runner.on_load[self.finalize_function] = install_crashes
         self._stoppers.append(patch_moto_lambda(self.runner))
         self._stoppers.append(patch_moto_s3_events())
+        self._stoppers.append(patch_moto_dynamodb_atomic())
         self.gateway = CallbackGateway(lambda event: self.runner.invoke(self.finalize_function, event))
         self.gateway.start()
         self._stoppers.append(self.gateway.stop)
@@ -268,6 +286,7 @@ class LocalStack:
             "JobsTable": f"{prefix}-jobs", "JobEventsBus": f"{prefix}-events",
             "IntakeQueue": f"{prefix}-intake", "IntakeDeadLetterQueue": f"{prefix}-intake-dlq",
             "PrepareQueue": f"{prefix}-prepare", "PrepareDeadLetterQueue": f"{prefix}-prepare-dlq",
+            "WakeQueue": f"{prefix}-wake",
         }
         s3, sqs, ddb = self.client("s3"), self.client("sqs"), self.client("dynamodb")
 
@@ -286,6 +305,13 @@ class LocalStack:
             },
         )["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        wake_redrive = t["WakeQueue"]["Properties"]["RedrivePolicy"]
+        wake_queue_url = sqs.create_queue(QueueName=names["WakeQueue"], Attributes={
+            "VisibilityTimeout": str(self.options.visibility_timeout_seconds),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                         "maxReceiveCount": int(wake_redrive["maxReceiveCount"])}),
+        })["QueueUrl"]
+        wake_queue_arn = sqs.get_queue_attributes(QueueUrl=wake_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         prepare_dlq_url = sqs.create_queue(QueueName=names["PrepareDeadLetterQueue"])["QueueUrl"]
         prepare_dlq_arn = sqs.get_queue_attributes(QueueUrl=prepare_dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         prepare_redrive = t["PrepareQueue"]["Properties"]["RedrivePolicy"]
@@ -354,7 +380,7 @@ class LocalStack:
         state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name}"
         refs.update(ProviderSecret=secret_arn, PollerStateMachine=state_machine_arn, CallbackApi="local",
                     IntakeQueue=queue_url, IntakeDeadLetterQueue=dlq_url,  # Ref of a queue is its URL
-                    PrepareQueue=prepare_queue_url, PrepareDeadLetterQueue=prepare_dlq_url)
+                    PrepareQueue=prepare_queue_url, PrepareDeadLetterQueue=prepare_dlq_url, WakeQueue=wake_queue_url)
         attrs = {("SubmitFunction", "Arn"): self.runner_arn(self.submit_function),
                  ("FinalizeFunction", "Arn"): self.runner_arn(self.finalize_function)}
 
@@ -401,6 +427,7 @@ class LocalStack:
         self.info.update(
             inbox_bucket=names["InboxBucket"], outputs_bucket=names["OutputsBucket"], jobs_table=names["JobsTable"],
             state_machine_arn=state_machine_arn, intake_queue_url=queue_url, intake_queue_arn=queue_arn,
+            wake_queue_url=wake_queue_url, wake_queue_arn=wake_queue_arn,
             dead_letter_queue_url=dlq_url, prepare_queue_url=prepare_queue_url, prepare_queue_arn=prepare_queue_arn,
             prepare_dead_letter_queue_url=prepare_dlq_url, prepared_prefix=params["PreparedPrefix"],
             prepare_function=self.prepare_function, event_bus_name=names["JobEventsBus"], events_queue_url=events_queue_url,
@@ -425,6 +452,7 @@ class LocalStack:
 
     def _start_dispatcher(self) -> None:
         from local.sqs_dispatch import QueueDispatcher
+        from local.template import function_events
 
         self.dispatcher = QueueDispatcher(
             self.client("sqs"),
@@ -447,6 +475,18 @@ class LocalStack:
         )
         self.prepare_dispatcher.start()
         self._stoppers.append(self.prepare_dispatcher.stop)
+        wake = function_events(self.template, "SubmitFunction")["Wake"]["Properties"]
+        self.wake_dispatcher = QueueDispatcher(
+            self.client("sqs"),
+            queue_url=self.info["wake_queue_url"],
+            queue_arn=self.info["wake_queue_arn"],
+            region=REGION,
+            invoke=lambda event: self.runner.invoke(self.submit_function, event),
+            max_concurrency=int(wake["ScalingConfig"]["MaximumConcurrency"]),
+            batch_size=int(wake["BatchSize"]),
+        )
+        self.wake_dispatcher.start()
+        self._stoppers.append(self.wake_dispatcher.stop)
 
     def _write_info(self) -> None:
         self.info["pid"] = os.getpid()

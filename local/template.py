@@ -164,3 +164,8 @@ def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
             default = parameter["Default"]
             defaults[name] = ",".join(map(str, default)) if isinstance(default, list) else str(default)
     return defaults
+
+
+def function_events(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    """A function's ``Events`` (event sources) as declared in the template."""
+    return _resource(template, logical_id)["Properties"].get("Events", {})

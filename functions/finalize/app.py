@@ -14,16 +14,17 @@ import json
 import logging
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 
 from clipedit.adapters.metrics import PowertoolsMetrics
+from clipedit.adapters.tracing import HandlerTracer
 from clipedit.config import Settings
 from clipedit.domain.errors import WebhookRejected
 from clipedit.usecases.finalize import CallbackRejected, JobNotFound
 from clipedit.wiring import Container
 
 logger = Logger()
-tracer = Tracer()  # active tracing is on in the template; off outside Lambda
+tracer = HandlerTracer()  # X-Ray on in Lambda (active tracing in the template), loaded on first use
 # httpx logs every request URL at INFO; provider result URLs are signed: never let them reach a log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 container = Container(Settings.from_env(), metrics=PowertoolsMetrics())  # validated at cold start

@@ -13,10 +13,9 @@ import logging
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from clipedit.adapters.metrics import PowertoolsMetrics
+from clipedit.adapters.sqs_batch import SqsMessage, partial_batch_response
 from clipedit.config import Settings
 from clipedit.wiring import Container
 
@@ -25,7 +24,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # signed URLs must never r
 container = Container(Settings.from_env(), metrics=PowertoolsMetrics())  # validated at cold start
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SqsMessage) -> None:
     body = json.loads(record.body)
     if body.get("clipedit") == "stitch":  # a long clip's parts are all edited
         outcome = container.stitch_long_clip(str(body["job_id"]))
@@ -36,6 +35,4 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler,
-                                    processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
-                                    context=context)
+    return partial_batch_response(event, record_handler)

@@ -16,18 +16,19 @@ import json
 import logging
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from clipedit.adapters.metrics import PowertoolsMetrics
+from clipedit.adapters.tracing import HandlerTracer
 from clipedit.config import Settings
 from clipedit.domain.errors import SpecError
 from clipedit.usecases.queries import InvalidQuery, NotFound, public_job
 from clipedit.wiring import Container
 
 logger = Logger()
-tracer = Tracer()
+tracer = HandlerTracer()  # X-Ray on in Lambda (active tracing in the template), loaded on first use
 logging.getLogger("httpx").setLevel(logging.WARNING)
 container = Container(Settings.from_env(), metrics=PowertoolsMetrics())  # validated at cold start
 app = APIGatewayHttpResolver()

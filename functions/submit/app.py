@@ -15,12 +15,12 @@ import logging
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools import Logger
 
 from clipedit.adapters.s3_notifications import uploads_from_sqs_body
+from clipedit.adapters.sqs_batch import SqsMessage, partial_batch_response
 from clipedit.adapters.metrics import PowertoolsMetrics
+from clipedit.adapters.tracing import HandlerTracer
 from clipedit.config import Settings
 from clipedit.domain.errors import RetryLater
 from clipedit.usecases.common import iso
@@ -28,25 +28,25 @@ from clipedit.usecases.dispatch import MESSAGE_KIND
 from clipedit.wiring import Container
 
 logger = Logger()
-tracer = Tracer()  # active tracing is on in the template; off outside Lambda
+tracer = HandlerTracer()  # X-Ray on in Lambda (active tracing in the template), loaded on first use
 # httpx logs every request URL at INFO; presigned and signed URLs must never reach a log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 container = Container(Settings.from_env(), metrics=PowertoolsMetrics())  # validated at cold start
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SqsMessage) -> None:
     try:
         handle(record)
     except Exception as error:
         # SQS keeps no reason with a dead letter: on the last allowed receive, write down why.
-        if int(record.attributes.approximate_receive_count or 0) >= container.settings.max_receive_count:
+        if record.receive_count >= container.settings.max_receive_count:
             container.dead_letters.record_failure(record.message_id, record.body, error,
                                                   now=iso(time.time()))
             logger.error("message goes to the dead-letter queue", extra={"reason": str(error)})
         raise
 
 
-def handle(record: SQSRecord) -> None:
+def handle(record: SqsMessage) -> None:
     try:
         body = json.loads(record.body)
         if isinstance(body, dict) and MESSAGE_KIND in body:
@@ -71,9 +71,4 @@ def handle(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # A processor per invocation: it holds per-batch state, and the local stack runs several
-    # invocations in one process at once (in Lambda the cost is nil).
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return partial_batch_response(event, record_handler)

@@ -225,6 +225,8 @@ def test_a_crash_mid_prepare_is_retried_without_a_second_provider_task(stack, cl
     queue = stack.info["prepare_queue_url"]
     saved = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["VisibilityTimeout"])["Attributes"]
     sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "2"})  # come back quickly
+    # A long poll already under way keeps the old 120 s for a message it receives: wait it out.
+    stack.prepare_dispatcher.wait_for_fresh_receive()
     prepare._transformer = DiesOnce()
     try:
         job, out = run(client, tmp_path, clips["landscape"], "incoming/pv/crash.mp4", {"platform": "square"})

@@ -29,6 +29,9 @@ GATE = 8
 PROVIDER_LIMIT = 12  # above the gate: only our gate can keep the peak at GATE
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED"}
 
+# Minutes of a whole machine: `make chaos` runs it on its own (CI runs both `make test` and it).
+pytestmark = pytest.mark.chaos
+
 
 @pytest.fixture(scope="module")
 def chaos_stack(tmp_path_factory):

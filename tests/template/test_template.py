@@ -265,7 +265,11 @@ def test_layer_ships_the_package_at_the_top_of_the_python_path(template: dict[st
     # package must sit directly in ContentUri: the same folder the tests put on PYTHONPATH.
     assert _layer_dir(template) == ROOT / "layers" / "clipedit" / "python"
     assert (_layer_dir(template) / "clipedit").is_dir()
-    assert template["Resources"]["SharedLayer"]["Metadata"]["BuildMethod"] == "python3.12"
+    assert template["Resources"]["SharedLayer"]["Metadata"]["BuildMethod"] == "makefile"
+    # The layer's Makefile puts the requirements and the package in python/ and ships bytecode.
+    build = (_layer_dir(template) / "Makefile").read_text()
+    assert "build-SharedLayer:" in build and "--invalidation-mode unchecked-hash" in build
+    assert "-r requirements.txt" in build.replace("--requirement ", "-r ") and 'cp -R clipedit "$(TARGET)/"' in build
 
 
 @pytest.mark.xfail(
@@ -282,9 +286,14 @@ def test_layer_requirements_are_inside_content_uri(template: dict[str, Any]) -> 
 
 
 def test_sqs_event_source_reports_partial_failures_and_caps_concurrency(cfn: dict[str, Any]) -> None:
-    mappings = {m["Properties"]["FunctionName"]["Ref"]: m["Properties"]
-                for m in _resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()}
-    assert set(mappings) == {"SubmitFunction", "PrepareFunction"}
+    all_mappings = [m["Properties"] for m in _resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()]
+    by_queue = {m["EventSourceArn"]["Fn::GetAtt"][0]: m for m in all_mappings}
+    assert {q: m["FunctionName"]["Ref"] for q, m in by_queue.items()} == {
+        "IntakeQueue": "SubmitFunction", "WakeQueue": "SubmitFunction", "PrepareQueue": "PrepareFunction"}
+    # Gate wake-ups have their own queue and event source: they never wait behind the upload backlog.
+    wake = by_queue["WakeQueue"]
+    assert wake["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and wake["ScalingConfig"]["MaximumConcurrency"] == 2
+    mappings = {m["FunctionName"]["Ref"]: m for q, m in by_queue.items() if q != "WakeQueue"}
     properties = mappings["SubmitFunction"]
     assert properties["EventSourceArn"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

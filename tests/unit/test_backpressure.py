@@ -43,11 +43,41 @@ def test_the_gate_holds_jobs_beyond_the_limit_and_a_finished_job_wakes_the_oldes
     assert world.queue.delays[0] >= 60  # a gate wait is long: a freed slot wakes the job sooner
     world.queue.sent.clear()
     finish(world, first.job_id)
-    assert world.guard.slot_holders("kling") == {second.job_id}
+    # The freed slot is handed to the waiting job at once, then the job is woken to use it.
+    assert world.guard.slot_holders("kling") == {second.job_id, third.job_id}
     assert world.queue.sent == [{"clipedit": "submit", "job_id": third.job_id, "wake": True}]
     world.drain()
     assert world.jobs.get(third.job_id).status == JobStatus.SUBMITTED
     assert world.guard.slot_holders("kling") == {second.job_id, third.job_id}
+
+
+def test_a_new_upload_cannot_take_a_slot_handed_to_a_waiting_job():
+    world = World(backpressure=SETTINGS)
+    first, second = upload(world, "a"), upload(world, "b")
+    world.clock.advance(1)
+    waiting = upload(world, "c")
+    assert waiting.status == "WAITING"
+    world.queue.sent.clear()
+    finish(world, first.job_id)
+    world.clock.advance(1)
+    newcomer = upload(world, "d")  # arrives before the wake is delivered (it was behind an upload backlog)
+    assert newcomer.status == "WAITING"
+    (woken,) = world.dispatch.message({"clipedit": "submit", "job_id": waiting.job_id, "wake": True})
+    assert woken.status == "SUBMITTED"
+    assert world.jobs.get(waiting.job_id).status == JobStatus.SUBMITTED
+    assert world.jobs.get(newcomer.job_id).status == JobStatus.QUEUED
+    assert world.guard.slot_holders("kling") == {second.job_id, waiting.job_id}
+
+
+def test_only_a_job_waiting_on_the_gate_is_handed_a_slot():
+    world = World(backpressure=SETTINGS)
+    first, _second = upload(world, "a"), upload(world, "b")
+    world.clock.advance(1)
+    other = upload(world, "c")
+    # This job waits for something else (say, elements being created): it must not hold a slot.
+    world.jobs.set_fields(other.job_id, expected=JobStatus.QUEUED, fields={"wait_reason": "1 element(s) still being created"})
+    finish(world, first.job_id)
+    assert other.job_id not in world.guard.slot_holders("kling")
 
 
 def test_a_wake_that_finds_the_gate_full_is_dropped_not_multiplied():

@@ -136,3 +136,16 @@ def test_credentials_must_be_present():
     with pytest.raises(ProviderError) as info:
         KlingCredentials.from_secret({"access_key": "", "secret_key": ""})
     assert info.value.code == "PROVIDER_CREDENTIALS_MISSING"
+
+
+@pytest.mark.parametrize("claims", [
+    {"iss": AK, "exp": 1_800_000_000, "nbf": 1_799_998_195},
+    {"iss": "ak-ünïcode", "exp": 2, "nbf": 0},
+])
+def test_the_stdlib_token_is_byte_for_byte_pyjwts(claims):
+    from clipedit.adapters.kling import hs256_jwt
+
+    expected = jwt.encode(claims, SK, algorithm="HS256", headers={"alg": "HS256", "typ": "JWT"})
+    assert hs256_jwt(claims, SK) == expected
+    assert jwt.decode(hs256_jwt(claims, SK), SK, algorithms=["HS256"],
+                      options={"verify_exp": False, "verify_nbf": False}) == claims

@@ -33,7 +33,8 @@ class World:
         self.guard = FakeGuard()
         recorder = StatusRecorder(events=self.events, batches=self.batches, documents=self.documents,
                                   now=lambda: iso(self.clock.now()),
-                                  on_terminal=SlotRelease(guard=self.guard, jobs=self.jobs, queue=self.queue))
+                                  on_terminal=SlotRelease(guard=self.guard, jobs=self.jobs, queue=self.queue,
+                                                          limit=(backpressure or BackpressureSettings()).concurrency_limit))
         tokens = iter(f"token-{i}" for i in range(1000))
         self.intake = Intake(
             jobs=self.jobs, batches=self.batches, documents=self.documents, queue=self.queue,

@@ -70,6 +70,9 @@ class Settings:
     prepared_prefix: str = "prepared/"
     # Long clips: the longest clip edited in parts (long_clip segment).
     max_clip_seconds: int = 120
+    # Wake-ups of gate-waiting jobs travel on their own queue so they never wait behind an upload
+    # backlog on the intake queue (unset: they go on the intake queue).
+    wake_queue_url: str | None = None
 
     @property
     def backpressure(self) -> BackpressureSettings:
@@ -209,6 +212,7 @@ class Settings:
             prepare_queue_url=env.get("PREPARE_QUEUE_URL", "").strip() or None,
             prepared_prefix=prefix("PREPARED_PREFIX", "prepared/"),
             max_clip_seconds=integer("MAX_CLIP_SECONDS", 120, 11, 600),
+            wake_queue_url=env.get("WAKE_QUEUE_URL", "").strip() or None,
         )
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))

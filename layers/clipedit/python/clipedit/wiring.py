@@ -28,6 +28,12 @@ API_TIMEOUT = {"connect": 5.0, "read": 20.0, "write": 20.0, "pool": 5.0}
 DOWNLOAD_TIMEOUT = {"connect": 5.0, "read": 60.0, "write": 60.0, "pool": 5.0}
 
 
+def _s3v4_config() -> Any:
+    from botocore.config import Config
+
+    return Config(signature_version="s3v4")
+
+
 class SystemClock:
     def now(self) -> float:
         return time.time()
@@ -41,15 +47,23 @@ class Container:
         # The command line passes its own (a profile, or the local stack's endpoint); functions
         # use the default credentials chain.
         self._client_factory = client_factory
+        self._clients: dict[str, Any] = {}
 
     # --- AWS clients --------------------------------------------------------------------------
 
-    def _client(self, service: str, **kwargs: Any) -> Any:
-        if self._client_factory is not None:
-            return self._client_factory(service, **kwargs)
-        import boto3  # imported here so handler import time stays small
+    def _client(self, service: str) -> Any:
+        """One client per service, shared by every adapter (a boto3 client costs ~10-40 ms to build
+        at a cold start, and clients are thread-safe)."""
+        if service not in self._clients:
+            # SigV4 for S3 so presigned URLs work in every region.
+            kwargs = {"config": _s3v4_config()} if service == "s3" else {}
+            if self._client_factory is not None:
+                self._clients[service] = self._client_factory(service, **kwargs)
+            else:
+                import boto3  # imported here so handler import time stays small
 
-        return boto3.client(service, **kwargs)
+                self._clients[service] = boto3.client(service, **kwargs)
+        return self._clients[service]
 
     @cached_property
     def jobs(self):  # type: ignore[no-untyped-def]
@@ -59,12 +73,9 @@ class Container:
 
     @cached_property
     def storage(self):  # type: ignore[no-untyped-def]
-        from botocore.config import Config
-
         from clipedit.adapters.s3_storage import S3ObjectStore
 
-        # SigV4 so presigned URLs work in every region.
-        return S3ObjectStore(self._client("s3", config=Config(signature_version="s3v4")))
+        return S3ObjectStore(self._client("s3"))
 
     @cached_property
     def events(self):  # type: ignore[no-untyped-def]
@@ -84,18 +95,13 @@ class Container:
 
     @cached_property
     def _secrets(self):  # type: ignore[no-untyped-def]
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+        from clipedit.adapters.secrets import SecretCache
 
-        # Our own provider (not Powertools' process-wide default) so it uses this container's client.
-        return SecretsProvider(boto3_client=self._client("secretsmanager"))
+        return SecretCache(self._client("secretsmanager"))
 
     def _provider_secret(self) -> dict[str, Any]:
         # Cached for max_age so a rotated key is picked up without a redeploy; never logged.
-        value = self._secrets.get(
-            self.settings.provider_secret_id,
-            transform="json",
-            max_age=self.settings.secret_max_age_seconds,
-        )
+        value = self._secrets.get_json(self.settings.provider_secret_id, max_age=self.settings.secret_max_age_seconds)
         if not isinstance(value, dict):
             raise ConfigError("the provider secret must be a JSON object")
         return value
@@ -173,6 +179,15 @@ class Container:
         return SqsQueue(self._client("sqs"), self.settings.intake_queue_url)
 
     @cached_property
+    def wake_queue(self):  # type: ignore[no-untyped-def]
+        """Where a freed slot wakes the oldest waiting jobs: the wake queue (its own event source on
+        the submit function, so a wake never queues behind uploads), else the intake queue."""
+        from clipedit.adapters.s3_documents import SqsQueue
+
+        url = self.settings.wake_queue_url or self.settings.intake_queue_url
+        return SqsQueue(self._client("sqs"), url) if url else None
+
+    @cached_property
     def inspector(self):  # type: ignore[no-untyped-def]
         from clipedit.adapters.media_inspector import RangeMediaInspector
         from clipedit.adapters.safe_http import safe_client
@@ -206,8 +221,8 @@ class Container:
         from clipedit.usecases.backpressure import SlotRelease
 
         clock = SystemClock()
-        release = SlotRelease(guard=self.guard, jobs=self.jobs,
-                              queue=self.queue if self.settings.intake_queue_url else None)
+        release = SlotRelease(guard=self.guard, jobs=self.jobs, queue=self.wake_queue,
+                              limit=self.settings.provider_concurrency_limit)
         return StatusRecorder(events=self.events, batches=self.batches, documents=self.documents,
                               now=lambda: iso(clock.now()), on_terminal=release, metrics=self.metrics)
 

@@ -20,7 +20,9 @@ API_TIMEOUT = {"connect": 5.0, "read": 20.0, "write": 20.0, "pool": 5.0}
 def api_client() -> httpx.Client:
     """One client per process for provider API calls (connection reuse; redirects are not followed:
     an API answering with a redirect is an error, not a hint)."""
-    return httpx.Client(timeout=httpx.Timeout(**API_TIMEOUT), follow_redirects=False)
+    from clipedit.adapters.tls import shared_ssl_context
+
+    return httpx.Client(timeout=httpx.Timeout(**API_TIMEOUT), follow_redirects=False, verify=shared_ssl_context())
 
 
 def send(client: httpx.Client, provider: str, method: str, url: str, **kwargs: Any) -> httpx.Response:

@@ -185,7 +185,9 @@ def safe_client(
     network_backend: httpcore.NetworkBackend | None = None,
 ) -> SafeClient:
     """The client for URLs we did not build. ``resolver``/``network_backend`` are for tests."""
+    from clipedit.adapters.tls import shared_ssl_context
+
     if isinstance(timeout, dict):
         timeout = httpx.Timeout(**timeout)
     return SafeClient(policy, timeout=timeout, max_redirects=max_redirects, resolver=resolver,
-                      network_backend=network_backend)
+                      network_backend=network_backend, verify=shared_ssl_context())

@@ -1,9 +1,15 @@
 """Freeing a provider slot when a job ends, and handing it to the longest-waiting job (and, for a
 long clip's part, waking its parent).
 
-A job that found the gate full waits on a delayed queue message (up to a few minutes); when a slot
-frees, the oldest QUEUED jobs get an immediate "wake" message, so slots do not sit idle. A wake
-that loses the race is dropped: the job's own delayed message still exists.
+A job that found the gate full waits on a delayed queue message (up to a few minutes). When a slot
+frees, it is handed over: the oldest job waiting on that provider's gate is given the slot right
+away (an acquire in its name, the gate's holders never dropping below the limit in between for
+long), then it and the next oldest QUEUED job get an immediate "wake" message. Without the
+hand-over a new upload submitted inline would take the freed slot first, the woken job would find
+the gate full again and wait out its delayed message (the 1,000-upload load run measured slot free
+-> next waiting job SUBMITTED at p95 125 s that way). A wake that loses the race is dropped: the
+job's own delayed message still exists. A job given a slot it no longer needs (cancelled, ended)
+frees it again when it ends; the reconcile command frees slots of finished jobs.
 """
 
 from __future__ import annotations
@@ -14,6 +20,13 @@ from clipedit.domain.job import Job, JobStatus
 from clipedit.ports import JobStore, MessageQueue, ProviderGuard
 
 WAKE_CANDIDATES = 2  # more than one, so a woken job that no longer needs the slot does not strand it
+HANDOVER_CANDIDATES = 10  # the oldest QUEUED jobs looked at for one waiting on the gate
+GATE_FULL = "provider slots are in use"
+
+
+def gate_full_reason(limit: int) -> str:
+    """The wait reason a job records when the gate is full (SlotRelease looks for it)."""
+    return f"all {limit} {GATE_FULL}"
 log = logging.getLogger(__name__)
 
 
@@ -27,10 +40,12 @@ def submit_message(job_id: str, *, attempt: int = 0, wake: bool = False) -> dict
 
 
 class SlotRelease:
-    def __init__(self, *, guard: ProviderGuard, jobs: JobStore, queue: MessageQueue | None) -> None:
+    def __init__(self, *, guard: ProviderGuard, jobs: JobStore, queue: MessageQueue | None,
+                 limit: int | None = None) -> None:
         self._guard = guard
         self._jobs = jobs
         self._queue = queue
+        self._limit = limit  # the gate's size; None: wake only, no hand-over
 
     def __call__(self, job: Job) -> None:
         parent = job.extra.get("parent_id")
@@ -43,10 +58,23 @@ class SlotRelease:
         if self._queue is None:
             return
         try:
-            waiting = [j for j in self._jobs.list_by_status(JobStatus.QUEUED, limit=WAKE_CANDIDATES)
-                       if j.job_id != job.job_id]
+            queued = [j for j in self._jobs.list_by_status(JobStatus.QUEUED, limit=HANDOVER_CANDIDATES)
+                      if j.job_id != job.job_id]
+            waiting = queued[:WAKE_CANDIDATES]
+            heir = self._hand_over(job.provider, queued)
+            if heir is not None and heir not in waiting:
+                waiting = [heir, *waiting[:WAKE_CANDIDATES - 1]]
             if waiting:
                 self._queue.send_all([submit_message(j.job_id, wake=True) for j in waiting])
         except Exception:
             # The waiting jobs' own delayed messages still come back: a lost wake costs minutes, not jobs.
             log.exception("could not wake waiting jobs", extra={"job_id": job.job_id})
+
+    def _hand_over(self, provider: str, queued: list[Job]) -> Job | None:
+        """Give the freed slot to the oldest job waiting on this provider's gate, if any."""
+        if self._limit is None:
+            return None
+        for candidate in queued:
+            if candidate.provider == provider and GATE_FULL in (candidate.wait_reason or ""):
+                return candidate if self._guard.acquire_slot(provider, candidate.job_id, limit=self._limit) else None
+        return None

@@ -18,7 +18,7 @@ from typing import Mapping
 from clipedit.domain.errors import ClipeditError
 from clipedit.domain.job import JobStatus
 from clipedit.ports import CancellableProvider, Clock, EditProvider, JobStore
-from clipedit.usecases.common import StatusRecorder, iso
+from clipedit.usecases.common import StatusRecorder, iso, providers_by_name
 
 CANCELLED_CODE = "CANCELLED"
 
@@ -46,7 +46,7 @@ class CancelJob:
     def __init__(self, *, jobs: JobStore, providers: Mapping[str, EditProvider], recorder: StatusRecorder,
                  clock: Clock) -> None:
         self._jobs = jobs
-        self._providers = dict(providers)
+        self._providers = providers_by_name(providers)
         self._recorder = recorder
         self._clock = clock
 

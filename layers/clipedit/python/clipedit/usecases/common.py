@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from clipedit.domain.job import Job, JobStatus, TERMINAL_STATUSES
 from clipedit.ports import BatchStore, DocumentStore, EventPublisher, Metrics
@@ -194,3 +194,12 @@ class StatusRecorder:
             yield buffer.getvalue()
 
         self._documents.put_text(batch["source_bucket"], batch["results_key"], rows(), content_type="text/csv")
+
+
+def providers_by_name(providers: Mapping[str, Any] | None, provider: Any | None = None) -> Mapping[str, Any]:
+    """The provider adapters by name, kept as given: the composition root passes a lazy registry,
+    and copying it into a dict would build every adapter (and its HTTP client) at a cold start.
+    ``provider`` (tests pass one adapter) is added under its name unless ``providers`` has it."""
+    if provider is None:
+        return providers if providers is not None else {}
+    return {provider.name: provider, **dict(providers or {})}

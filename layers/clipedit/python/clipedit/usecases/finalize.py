@@ -26,7 +26,7 @@ from clipedit.ports import (
     ProviderTask,
     TaskState,
 )
-from clipedit.usecases.common import StatusRecorder, iso
+from clipedit.usecases.common import StatusRecorder, iso, providers_by_name
 from clipedit.usecases.submit import hash_token
 
 # Longer than the finalize function's timeout, so a live finalize is never overtaken, while a
@@ -86,10 +86,8 @@ class FinalizeJob:
         self._jobs = jobs
         self._storage = storage
         # Each job names its provider; a provider that signs its callbacks (fal) has a verifier.
-        self._providers = dict(providers or {})
-        if provider is not None:
-            self._providers.setdefault(provider.name, provider)
-        self._verifiers = dict(verifiers or {})
+        self._providers = providers_by_name(providers, provider)
+        self._verifiers = verifiers if verifiers is not None else {}  # built on first use, per provider
         self._fetcher = fetcher
         self._recorder = recorder
         self._clock = clock

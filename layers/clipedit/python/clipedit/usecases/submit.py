@@ -46,7 +46,8 @@ from clipedit.ports import (
     TaskState,
     Workflow,
 )
-from clipedit.usecases.common import StatusRecorder, iso
+from clipedit.usecases.backpressure import gate_full_reason
+from clipedit.usecases.common import StatusRecorder, iso, providers_by_name
 
 ELEMENT_RECHECK_SECONDS = 10  # how soon a job waiting for its elements is looked at again
 # A job waiting for its prepared clip is woken by the prepare step when the clip is ready; this is
@@ -119,9 +120,7 @@ class SubmitJob:
         self._storage = storage
         self._inspector = inspector
         # Each job names its provider (kling or fal); one adapter per name.
-        self._providers = dict(providers or {})
-        if provider is not None:
-            self._providers.setdefault(provider.name, provider)
+        self._providers = providers_by_name(providers, provider)
         self._elements = elements
         self._workflow = workflow
         self._recorder = recorder
@@ -310,7 +309,7 @@ class SubmitJob:
         except ProviderError as error:
             return self._provider_failed(job, error, attempt)
         if not self._guard.acquire_slot(provider, job.job_id, limit=bp.concurrency_limit):
-            self._wait(job, f"all {bp.concurrency_limit} provider slots are in use",
+            self._wait(job, gate_full_reason(bp.concurrency_limit),
                        backoff_seconds(attempt, base=bp.gate_recheck_seconds, cap=bp.gate_recheck_seconds * 4,
                                        key=job.job_id))
         owner = uuid.uuid4().hex
