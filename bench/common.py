@@ -402,13 +402,15 @@ class InvocationTimer:
 
 
 def classify_invocation(name: str, event: Any) -> str:
-    """submit | callback | poll | expire, from the event shape."""
+    """submit | callback | poll | park | expire, from the event shape."""
     if name.endswith("-submit"):
         return "submit"
     if isinstance(event, dict) and "requestContext" in event:
         return "callback"
     if isinstance(event, dict) and event.get("action") == "expire":
         return "expire"
+    if isinstance(event, dict) and event.get("action") == "park":
+        return "park"  # the poller parks its task token on the job and waits (callback or interval)
     return "poll"
 
 

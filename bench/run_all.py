@@ -35,8 +35,9 @@ BENCHMARKS = (
     ("load", "4 load (issue 4): 1,000 uploads at once behind the provider concurrency gate"),
     ("prepare", "6 prepare step (issue 12): PyAV crop/scale/encode vs the ffmpeg command line, peak RSS"),
     ("stitch", "7 stitch step (issue 13): PyAV stitch of a 60 s 1080p result vs ffmpeg concat/xfade, peak RSS"),
+    ("callback", "8 callback response (issue 15): verify, re-fetch, note done, resume the poller vs the copy on the request path"),
 )
-TIMEOUTS = {"orchestration": 900, "output_copy": 1800, "cold_start": 900, "throughput": 2400, "cost": 900, "load": 2400, "prepare": 900, "stitch": 2400}
+TIMEOUTS = {"orchestration": 900, "output_copy": 1800, "cold_start": 900, "throughput": 2400, "cost": 900, "load": 2400, "prepare": 900, "stitch": 2400, "callback": 900}
 NOT_IN_QUICK = {"load"}  # minutes even when small; the throughput smoke run covers the same path
 
 

@@ -22,7 +22,9 @@ It follows provider-apis.md section 2 so the fal adapter runs offline against fa
   ``-User-Id``, ``-Timestamp``, ``-Signature`` = hex signature over
   ``"{request_id}\\n{user_id}\\n{timestamp}\\n{sha256_hex(body)}"``) with a local key pair derived from the
   seed; ``GET /.well-known/jwks.json`` publishes its public key (OKP/Ed25519, base64url ``x``). A
-  delivery answered non-2xx is retried (fal: 10 times over ~2 h; here ``WEBHOOK_ATTEMPTS`` quickly).
+  delivery answered non-2xx, or not answered within 15 s (fal's delivery timeout), is retried (fal: 10
+  times over ~2 h; here ``WEBHOOK_ATTEMPTS`` quickly). A failed request's ``COMPLETED`` status carries
+  ``error`` and ``error_type`` when it has an error type (fal's status shape for failed requests).
 * ``GET /files/{id}.mp4`` serves results without auth (fal's media CDN).
 
 The edit itself is the Kling emulator's (same model, same input limits, same PyAV colour grade with
@@ -93,6 +95,7 @@ REFERENCE_SIZES = {("16:9", "standard"): (1280, 720), ("9:16", "standard"): (720
                    ("16:9", "pro"): (1920, 1080), ("9:16", "pro"): (1080, 1920), ("1:1", "pro"): (1080, 1080)}
 WEBHOOK_ATTEMPTS = 3
 WEBHOOK_RETRY_SECONDS = 0.2
+WEBHOOK_TIMEOUT_SECONDS = 15.0  # fal gives a delivery 15 s, then retries it
 
 
 class FalApiError(Exception):
@@ -154,7 +157,7 @@ class FalEmulator:
     _fetch_image = KlingEmulator._fetch_image
 
     def __init__(self, key: str, user_id: str, settings: EmulatorSettings | None = None, *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, webhook_timeout_seconds: float = WEBHOOK_TIMEOUT_SECONDS) -> None:
         import random
 
         self.key, self.user_id = key, user_id
@@ -177,7 +180,8 @@ class FalEmulator:
         self._threads: list[threading.Thread] = []
         self._render_pool = ThreadPoolExecutor(RENDER_WORKERS, thread_name_prefix="fal-render")
         self._webhook_pool = ThreadPoolExecutor(4, thread_name_prefix="fal-webhook")
-        self._http = httpx.Client(timeout=10.0)
+        # A receiver slower than fal's delivery timeout counts as a failed delivery and is retried.
+        self._http = httpx.Client(timeout=webhook_timeout_seconds)
         self._work_dir: Path | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -424,6 +428,11 @@ class FalEmulator:
                 answer["queue_position"] = self._waiting.index(request_id) if request_id in self._waiting else 0
             answer["metrics"] = ({"inference_time": round(request.finished_at - request.started_at, 3)}
                                  if request.finished_at and request.started_at else {})
+            if request.status == "COMPLETED" and request.error is not None and request.error.error_type:
+                # A failed request says so in its COMPLETED status too (fal: error, error_type).
+                detail = request.error.body.get("detail")
+                answer.update(error=detail if isinstance(detail, str) else f"Invalid status code: {request.error.status}",
+                              error_type=request.error.error_type)
         self._send(req, 200 if answer["status"] == "COMPLETED" else 202, answer)
 
     def _result(self, req: Any, request_id: str) -> None:

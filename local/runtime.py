@@ -257,3 +257,21 @@ def patch_moto_dynamodb_atomic() -> Callable[[], None]:
             setattr(DynamoDBBackend, name, method)
 
     return undo
+
+
+def patch_moto_task_token_wait(seconds: float = 0.01) -> Callable[[], None]:
+    """Make moto notice SendTaskSuccess at once, as Step Functions does.
+
+    moto's ``.waitForTaskToken`` task checks for the callback's outcome every 0.5 s, so every wait
+    the provider's callback ends would last up to half a second longer than on AWS (where the
+    execution resumes on SendTaskSuccess). The check itself is unchanged: only its period.
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+
+    original = state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = seconds  # type: ignore[misc]
+
+    def undo() -> None:
+        state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = original  # type: ignore[misc]
+
+    return undo

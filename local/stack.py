@@ -219,8 +219,14 @@ class LocalStack:
 
     def _start_runtime(self) -> None:
         from local.gateway import CallbackGateway
-        from local.runtime import (FunctionRunner, function_definition, patch_moto_dynamodb_atomic, patch_moto_lambda,
-                                   patch_moto_s3_events)
+        from local.runtime import (
+            FunctionRunner,
+            function_definition,
+            patch_moto_dynamodb_atomic,
+            patch_moto_lambda,
+            patch_moto_s3_events,
+            patch_moto_task_token_wait,
+        )
 
         prefix = f"clipedit-{self.options.name}"
         self.submit_function = f"{prefix}-submit"
@@ -248,6 +254,7 @@ class LocalStack:
         self._stoppers.append(patch_moto_lambda(self.runner))
         self._stoppers.append(patch_moto_s3_events())
         self._stoppers.append(patch_moto_dynamodb_atomic())
+        self._stoppers.append(patch_moto_task_token_wait())
         self.gateway = CallbackGateway(lambda event: self.runner.invoke(self.finalize_function, event))
         self.gateway.start()
         self._stoppers.append(self.gateway.stop)
@@ -417,6 +424,7 @@ class LocalStack:
 
         definition = render_state_machine(self.template, {
             "FinalizeFunctionArn": attrs[("FinalizeFunction", "Arn")],
+            "Partition": "aws",
             "ExecutionTimeoutSeconds": params["ExecutionTimeoutSeconds"],
         })
         created = self.client("stepfunctions").create_state_machine(

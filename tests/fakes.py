@@ -26,6 +26,19 @@ class FakeClock:
         self.t += seconds
 
 
+class FakeSignal:
+    """The poller's wait: records which task tokens were resumed (each at most once)."""
+
+    def __init__(self) -> None:
+        self.resumed: list[str] = []
+
+    def resume(self, token: str) -> bool:
+        if token in self.resumed:
+            return False  # SendTaskSuccess on a used token: TaskTimedOut / InvalidToken
+        self.resumed.append(token)
+        return True
+
+
 class FakeJobStore:
     def __init__(self) -> None:
         self.items: dict[str, Job] = {}
@@ -90,6 +103,20 @@ class FakeJobStore:
                 return False
             job.extra[name] = until
             return True
+
+    def mark_running(self, job_id, fields, *, expect=None):
+        with self.lock:
+            job = self.items.get(job_id)
+            if job is None or job.status not in (JobStatus.SUBMITTED, JobStatus.PROCESSING):
+                return None
+            if any(job.extra.get(name, getattr(job, name, None)) != value for name, value in (expect or {}).items()):
+                return None
+            for name, value in fields.items():
+                if value is None:
+                    job.extra.pop(name, None)
+                else:
+                    job.extra[name] = value
+            return copy.deepcopy(job)
 
     def acquire_lease(self, job_id, *, owner, now, until):
         with self.lock:
@@ -434,7 +461,10 @@ class FakeElementProvider(FakeProvider):
         return task
 
     def get_element(self, task_id):
-        return self.element_tasks[task_id]
+        if task_id in self.element_tasks:
+            return self.element_tasks[task_id]
+        # Kling's query path takes an external_task_id as well (the element's fixed external id).
+        return next(t for t in self.element_tasks.values() if t.task_id.endswith(f"-{task_id}"))
 
     def finish_elements(self):
         for task_id, task in list(self.element_tasks.items()):

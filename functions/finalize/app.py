@@ -4,7 +4,8 @@
   the token is checked, and for fal the webhook's Ed25519 signature over the raw body; the body is
   otherwise ignored (the task is re-fetched from the provider);
 - the Step Functions poller (``{"job_id": ..., "source": "poller"[, "action": "expire"]}``), which
-  loops until the answer says ``terminal``.
+  loops until the answer says ``terminal``; between two checks it waits on a task token
+  (``"action": "park"``) that a callback finding the task done resumes at once.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def handle_poll(event: dict[str, Any]) -> dict[str, Any]:
     job_id = str(event.get("job_id", ""))
     logger.set_correlation_id(job_id)
     try:
-        if event.get("action") == "expire":
+        if event.get("action") == "park":
+            outcome = container.finalize_job.park(job_id, str(event.get("task_token", "")))
+        elif event.get("action") == "expire":
             outcome = container.finalize_job.expire(job_id, "the poller could not finalize the job")
         else:
             outcome = container.finalize_job.on_poll(job_id)

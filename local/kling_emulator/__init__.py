@@ -3,10 +3,11 @@
 It follows the contract in docs `provider-apis.md` sections 1.1-1.11, including the failure modes, so the
 pipeline can be exercised offline against the same wire format as `https://api-singapore.klingai.com`:
 
-* `POST /v1/videos/omni-video` creates a task; `GET /v1/videos/omni-video/{task_id}` queries it;
-  `GET /v1/videos/omni-video?external_task_id=<id>` and `GET /v1/videos/omni-video/{external_task_id}`
-  (used when no task has that id) query by external id, because which form Kling uses is unverified;
-  `GET /v1/videos/omni-video?pageNum=&pageSize=` lists tasks, newest first.
+* `POST /v1/videos/omni-video` creates a task; `GET /v1/videos/omni-video/{task_id}` queries it, and
+  `GET /v1/videos/omni-video/{external_task_id}` (when no task has that id) queries by external id, the
+  form Kling documents ("choose either task_id or external_task_id");
+  `GET /v1/videos/omni-video?pageNum=&pageSize=` lists tasks, newest first (30 a page by default; any
+  other query parameter, `external_task_id` included, filters nothing, as documented).
 * `GET|HEAD /results/{task_id}.mp4` serves the rendered output without auth (Kling results are plain
   CDN URLs).
 * Tasks move `submitted -> processing -> succeed|failed` in background threads. The "edit" is real:

@@ -1,6 +1,6 @@
 """Element library (section 1.10): `POST /v1/general/advanced-custom-elements` creates an element in an
-async task; `GET /v1/general/advanced-custom-elements/{task_id}` (falling back to external ids, as for
-omni-video), `?external_task_id=` and `?pageNum=&pageSize=` query it. Same JWT auth, error envelope and codes
+async task; `GET /v1/general/advanced-custom-elements/{task_id}` (or `{external_task_id}`, as for
+omni-video) and `?pageNum=&pageSize=` query it. Same JWT auth, error envelope and codes
 as omni-video. Field names and limits follow Kling's "Element" API reference (app.klingai.com
 .../apiReference/model/element, read through a verbatim text extraction of the page), which agrees with
 QuantumNous/new-api's Go element client and its Kling element docs, Tencent Cloud VOD's

@@ -205,9 +205,9 @@ class HttpSurface:
             if method == "POST":
                 return 200, self._create(body) if root == API_PATH else self._create_element(body)
             if method in ("GET", "HEAD"):
+                # The list takes pageNum/pageSize only (Kling's docs): an external_task_id in the
+                # query filters nothing, the first page comes back.
                 params = {k: v[-1] for k, v in parse_qs(query).items()}
-                if "external_task_id" in params:
-                    return 200, self._query(root, external_task_id=params["external_task_id"])
                 return 200, self._list(root, params)
         else:
             ident = unquote(path[len(root) + 1 :])

@@ -65,6 +65,8 @@ def test_over_the_concurrency_limit_requests_wait_in_the_queue(fal):
     fal.wait_for_status(second["request_id"], "IN_PROGRESS", timeout=5)
     done = httpx.get(first["status_url"], headers=auth)
     assert done.status_code == 200 and done.json()["status"] == "COMPLETED"
+    # fal's COMPLETED status of a failed request carries the error itself.
+    assert (done.json()["error"], done.json()["error_type"]) == ("Request was cancelled", "client_cancelled")
     result = httpx.get(first["response_url"], headers=auth)
     assert result.status_code == 400 and result.headers["x-fal-error-type"] == "client_cancelled"
     assert httpx.put(first["cancel_url"], headers=auth).json() == {"status": "ALREADY_COMPLETED"}
@@ -81,3 +83,39 @@ def test_webhooks_are_signed_with_the_key_the_jwks_publishes(fal):
     message = f"r-1\nuser-1\n1790000000\n{hashlib.sha256(body).hexdigest()}".encode()
     public.verify(bytes.fromhex(headers["X-Fal-Webhook-Signature"]), message)  # raises if not
     assert headers["X-Fal-Webhook-User-Id"] == "user-1" and headers["X-Fal-Webhook-Request-Id"] == "r-1"
+
+
+def test_a_webhook_receiver_slower_than_the_delivery_timeout_gets_the_webhook_again():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    deliveries, release = [], threading.Event()
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            deliveries.append(self.headers["X-Fal-Webhook-Request-Id"])
+            if len(deliveries) == 1:
+                release.wait(5)  # the first delivery stalls past the emulator's timeout
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = EmulatorSettings(processing_seconds=0.0, concurrency=1, seed=5)
+        with FalEmulator(KEY, "user-1", settings, webhook_timeout_seconds=0.5) as fal:
+            url = f"http://127.0.0.1:{server.server_address[1]}/callbacks/fal/j-1?token=t"
+            request_id = post(fal, BODY, fal_webhook=url).json()["request_id"]
+            fal.wait_for_status(request_id, "COMPLETED", timeout=10)  # the bad video_url fails it: an ERROR webhook
+            stats = fal.wait_for_callbacks(timeout=10)
+            # Timed out, counted as failed, delivered again (fal: after 15 s, up to 10 times over 2 h).
+            assert deliveries == [request_id, request_id]
+            assert (stats["callbacks_sent"], stats["callbacks_failed"]) == (2, 1)
+    finally:
+        release.set()
+        server.shutdown()

@@ -158,10 +158,8 @@ def test_element_create_query_succeed_with_callbacks(emulator: KlingEmulator, ho
     assert element["status"] == "succeed"
     assert callbacks[1]["body"]["task_result"]["elements"][0]["element_id"] == element["element_id"]
 
-    # Query by external id (both forms) and list, as for video tasks.
-    for resp in (query_element(emulator, "/element-job-1"),
-                 query_element(emulator, params={"external_task_id": "element-job-1"})):
-        assert resp.json()["data"]["task_id"] == task_id
+    # Query by external id on the query path (Kling's documented form) and list, as for video tasks.
+    assert query_element(emulator, "/element-job-1").json()["data"]["task_id"] == task_id
     listing = query_element(emulator, params={"pageNum": 1, "pageSize": 10}).json()["data"]
     assert [t["task_id"] for t in listing] == [task_id]
 

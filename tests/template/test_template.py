@@ -31,6 +31,7 @@ BIN = Path(sys.executable).parent
 DUMMY_SUBSTITUTIONS = {
     "FinalizeFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:clipedit-FinalizeFunction-EXAMPLE",
     "ExecutionTimeoutSeconds": "7200",
+    "Partition": "aws",
 }
 
 OFFLINE_ENV = {
@@ -125,8 +126,8 @@ def _choose(value: Any, conditions: dict[str, bool]) -> Any:
     return value
 
 
-KMS_WORLDS = [{"UseKms": False, "ExpireInputs": False, "ExpireOutputs": False},
-              {"UseKms": True, "ExpireInputs": True, "ExpireOutputs": True}]
+KMS_WORLDS = [{"UseKms": False, "ExpireInputs": False, "ExpireOutputs": False, "ReadOtherInputBuckets": False},
+              {"UseKms": True, "ExpireInputs": True, "ExpireOutputs": True, "ReadOtherInputBuckets": False}]
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -215,7 +216,16 @@ def test_every_transition_targets_an_existing_state(definition: dict[str, Any]) 
 def test_poller_loop_shape(definition: dict[str, Any]) -> None:
     states = definition["States"]
     assert definition["StartAt"] == "WaitForProvider"
-    assert states["WaitForProvider"]["SecondsPath"] == "$.poll_interval_seconds"
+    wait = states["WaitForProvider"]
+    # The wait is a task token that a callback resumes, timing out after one poll interval into a
+    # check (the backstop for a lost callback); any failure of the park step is a check as well.
+    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert wait["TimeoutSecondsPath"] == "$.poll_interval_seconds"
+    assert wait["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+    assert wait["Parameters"]["Payload"]["action"] == "park"
+    assert wait["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "CheckJob"}]
+    assert wait["Next"] == "CheckJob"
+    assert all(state["Resource"].startswith("arn:aws:states:::") for state in states.values() if "Resource" in state)
     check = states["CheckJob"]
     assert check["Parameters"]["FunctionName"] == DUMMY_SUBSTITUTIONS["FinalizeFunctionArn"]
     assert check["Parameters"]["Payload"] == {"job_id.$": "$.job_id", "source": "poller"}
@@ -394,7 +404,12 @@ def test_function_roles_are_least_privilege(cfn: dict[str, Any]) -> None:
     finalize = _role_actions(cfn, "FinalizeFunctionRole")
     assert "states:StartExecution" in submit
     assert "states:StartExecution" not in finalize
-    assert not {a for a in finalize if a.startswith("states:")}
+    # Finalize may only resume the poller's wait (a callback), on this stack's state machine.
+    assert {a for a in finalize if a.startswith("states:")} == {"states:SendTaskSuccess"}
+    resume = [st for st in _role_statements(cfn, "FinalizeFunctionRole") if "states:SendTaskSuccess" in _as_list(st["Action"])]
+    machine_name = cfn["Resources"]["PollerStateMachine"]["Properties"]["StateMachineName"]["Fn::Sub"]
+    assert [st["Resource"]["Fn::Sub"] for st in resume] == [
+        "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:" + machine_name]
     assert {"s3:PutObject", "s3:AbortMultipartUpload"} <= finalize
     assert not {a for a in submit if a.startswith("s3:Delete")}
     # Submit writes only batch results, next to the batch, never clips or outputs.
@@ -464,7 +479,9 @@ def test_queues_and_table_are_encrypted_and_recoverable(cfn: dict[str, Any]) -> 
         properties = table["Properties"]
         for world in KMS_WORLDS:
             sse = _choose(properties.get("SSESpecification", {}), world)
-            assert sse.get("SSEEnabled") is True, logical_id
+            # DynamoDB always encrypts at rest: SSEEnabled false is the AWS-owned key (the README's
+            # promise without KmsKeyArn); true without a key would be the AWS-managed aws/dynamodb key.
+            assert sse.get("SSEEnabled") is world["UseKms"], logical_id
             if world["UseKms"]:
                 assert (sse["SSEType"], sse["KMSMasterKeyId"]) == ("KMS", {"Ref": "KmsKeyArn"})
         assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, logical_id
@@ -574,7 +591,8 @@ def test_metrics_namespace_is_per_stack_and_alarms_read_it(cfn: dict[str, Any]) 
         variables = cfn["Resources"][function_id]["Properties"]["Environment"]["Variables"]
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == namespace, function_id
     balance = cfn["Resources"]["ProviderBalanceAlarm"]["Properties"]["Metrics"]
-    codes = {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for m in balance if "MetricStat" in m}
+    codes = {d["Value"] for m in balance if "MetricStat" in m for d in m["MetricStat"]["Metric"]["Dimensions"]
+             if d["Name"] == "code"}
     assert codes == {"KLING_1100", "KLING_1101", "KLING_1102"}
     assert all(m["MetricStat"]["Metric"]["Namespace"] == namespace for m in balance if "MetricStat" in m)
 

@@ -143,6 +143,44 @@ def test_an_infrastructure_failure_carries_its_error_type():
     assert "Runner disconnected" in task.message
 
 
+def test_a_completed_status_that_carries_an_error_fails_the_job_with_fals_error():
+    def handler(request):
+        if request.url.path.endswith("/status"):
+            return httpx.Response(200, json={"status": "COMPLETED", "error": "Runner disconnected while processing",
+                                             "error_type": "runner_disconnected"})
+        return httpx.Response(200, json=fixture("fal-result-ok.json"))  # not trusted after that status
+
+    task = provider_with(handler).get_task(REQUEST_ID, urls=URLS)
+    assert task.state == TaskState.FAILED and task.error_code == "FAL_RUNNER_ERROR"
+    assert "Runner disconnected while processing" in task.message
+    assert task.video_url is None  # the result's video is not taken over the status's error
+
+
+def test_a_completed_status_with_an_error_keeps_the_results_more_specific_failure():
+    def handler(request):
+        if request.url.path.endswith("/status"):
+            return httpx.Response(200, json={"status": "COMPLETED", "error": "Invalid status code: 422",
+                                             "error_type": "validation_error"})
+        return httpx.Response(422, json=fixture("fal-result-422.json"))
+
+    task = provider_with(handler).get_task(REQUEST_ID, urls=URLS)
+    assert task.state == TaskState.FAILED and task.error_code == "FAL_INPUT_REJECTED"
+
+
+@pytest.mark.parametrize("written", ["@video1", "@VIDEO1", "@Video01", "@vIdEo1"])
+def test_any_case_of_a_reference_reaches_fal_as_video1(written):
+    bodies = []
+
+    def handler(request):
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=fixture("fal-submit-ok.json"))
+
+    request = EditRequest(external_id="j", prompt=f"Make {written} snowy, keep @image1 as is", video_url="https://v",
+                          model="o3", mode="pro", keep_audio=True, image_urls=("https://img/1.png",))
+    provider_with(handler).submit(request)
+    assert bodies[0]["prompt"] == "Make @Video1 snowy, keep @Image1 as is"
+
+
 @pytest.mark.parametrize("answer", [
     httpx.Response(502, text="Bad Gateway"),
     httpx.Response(400, json={"detail": "Request is still in progress"}),

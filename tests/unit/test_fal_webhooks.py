@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from clipedit.adapters.fal_webhooks import FalJwks, FalWebhookVerifier
+from clipedit.adapters.fal_webhooks import JWKS_URL, FalJwks, FalWebhookVerifier
 from clipedit.domain.errors import ProviderError, WebhookRejected
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -41,15 +41,22 @@ def headers(private=None, *, request_id=REQUEST_ID, user=USER, timestamp=NOW, bo
 
 
 class World:
-    def __init__(self, published):
-        self.published = list(published)
+    """fal's current JWKS host (the default) publishes ``published``; the older host ``legacy``."""
+
+    def __init__(self, published, legacy=()):
+        self.published, self.legacy = list(published), list(legacy)
         self.now = float(NOW)
         self.jwks_calls = 0
+        self.legacy_calls = 0
         client = httpx.Client(transport=httpx.MockTransport(self._serve))
-        self.jwks = FalJwks("https://rest.alpha.fal.ai/.well-known/jwks.json", client, clock=lambda: self.now)
+        self.jwks = FalJwks(JWKS_URL, client, clock=lambda: self.now)
         self.verifier = FalWebhookVerifier(self.jwks, lambda: USER, clock=lambda: self.now)
 
     def _serve(self, request):
+        if request.url.host == "rest.alpha.fal.ai":
+            self.legacy_calls += 1
+            return httpx.Response(200, json={"keys": [jwk(k) for k in self.legacy]})
+        assert request.url.host == "rest.fal.ai"
         self.jwks_calls += 1
         return httpx.Response(200, json={"keys": [jwk(k) for k in self.published]})
 
@@ -134,3 +141,19 @@ def test_a_jwks_outage_is_retryable_not_a_rejection():
     with pytest.raises(ProviderError) as raised:
         verifier.verify(headers(), BODY, task_id=REQUEST_ID)
     assert raised.value.retryable  # a 5xx from our route: fal delivers the webhook again later
+
+
+def test_the_default_jwks_is_fals_current_host_and_the_older_host_is_tried_for_an_unknown_key():
+    assert JWKS_URL == "https://rest.fal.ai/.well-known/jwks.json"
+    world = World([key(0)], legacy=[key(5)])
+    world.verifier.verify(headers(key(0)), BODY, task_id=REQUEST_ID)
+    assert (world.jwks_calls, world.legacy_calls) == (1, 0)  # a known key: the older host is never asked
+    world.now += 120
+    world.verifier.verify(headers(key(5), timestamp=int(world.now)), BODY, task_id=REQUEST_ID)
+    assert (world.jwks_calls, world.legacy_calls) == (2, 1)
+
+
+def test_a_key_on_neither_host_is_still_refused():
+    world = World([key(0)], legacy=[key(5)])
+    with pytest.raises(WebhookRejected, match="does not verify"):
+        world.verifier.verify(headers(key(9)), BODY, task_id=REQUEST_ID)

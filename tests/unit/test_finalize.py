@@ -11,7 +11,15 @@ from clipedit.ports import TaskState
 from clipedit.usecases.common import StatusRecorder, iso
 from clipedit.usecases.finalize import CallbackRejected, FinalizeJob, FinalizeSettings
 from clipedit.usecases.submit import hash_token
-from tests.fakes import FakeClock, FakeEvents, FakeFetcher, FakeJobStore, FakeObjectStore, FakeProvider
+from tests.fakes import (
+    FakeClock,
+    FakeEvents,
+    FakeFetcher,
+    FakeJobStore,
+    FakeObjectStore,
+    FakeProvider,
+    FakeSignal,
+)
 
 RESULT_URL = "https://cdn.example/result.mp4"
 
@@ -21,7 +29,7 @@ def world():
     jobs, storage, provider = FakeJobStore(), FakeObjectStore(), FakeProvider()
     fetcher, events, clock = FakeFetcher({RESULT_URL: bytes(range(256)) * 40}), FakeEvents(), FakeClock()
     finalize = FinalizeJob(
-        jobs=jobs, storage=storage, provider=provider, fetcher=fetcher, clock=clock,
+        jobs=jobs, storage=storage, provider=provider, fetcher=fetcher, clock=clock, signal=FakeSignal(),
         recorder=StatusRecorder(events=events, now=lambda: iso(clock.now())),
         settings=FinalizeSettings(outputs_bucket="outputs", incoming_prefix="incoming/", output_prefix="edited/"),
     )
@@ -154,5 +162,77 @@ def test_expire_ends_a_stuck_job(world):
 def test_the_record_says_which_door_finished_the_job(world):
     finalize, jobs, _, provider, *_rest, task_id = world
     provider.set_state(task_id, TaskState.SUCCEEDED, video_url=RESULT_URL)
-    assert finalize.on_callback("j-1", "secret-token").status == "SUCCEEDED"
+    assert finalize.on_callback("j-1", "secret-token").status == "SUBMITTED"
+    assert finalize.on_poll("j-1").status == "SUCCEEDED"  # the check the callback woke copies
     assert jobs.get("j-1").finalized_by == "callback"
+
+
+# --- the callback answers without copying; the poller's wait ends at once -----------------------------
+
+
+def _signal(finalize: FinalizeJob) -> FakeSignal:
+    return finalize._signal  # type: ignore[attr-defined,return-value]
+
+
+def test_callback_notes_provider_done_and_copies_nothing(world):
+    finalize, jobs, storage, provider, fetcher, *_rest, task_id = world
+    provider.set_state(task_id, TaskState.SUCCEEDED, video_url=RESULT_URL)
+    outcome = finalize.on_callback("j-1", "secret-token")
+    assert (outcome.status, outcome.terminal) == ("SUBMITTED", False)
+    assert storage.uploads == [] and fetcher.opened == []
+    assert jobs.get("j-1").extra["provider_done_at"] == iso(world[6].now())
+
+
+def test_callback_after_the_poller_parked_resumes_its_wait(world):
+    finalize, jobs, _, provider, *_rest, task_id = world
+    finalize.park("j-1", "token-1")
+    assert _signal(finalize).resumed == []  # nothing to check yet: the wait runs its interval
+    provider.set_state(task_id, TaskState.SUCCEEDED, video_url=RESULT_URL)
+    finalize.on_callback("j-1", "secret-token")
+    assert _signal(finalize).resumed == ["token-1"]
+
+
+def test_park_after_the_callback_resumes_at_once(world):
+    finalize, jobs, _, provider, *_rest, task_id = world
+    provider.set_state(task_id, TaskState.SUCCEEDED, video_url=RESULT_URL)
+    finalize.on_callback("j-1", "secret-token")  # no token parked yet: nothing resumed
+    assert _signal(finalize).resumed == []
+    finalize.park("j-1", "token-2")
+    assert _signal(finalize).resumed == ["token-2"]
+
+
+def test_park_on_a_finished_job_resumes_at_once(world):
+    finalize, *_ = world
+    finalize.expire("j-1", "gave up")
+    finalize.park("j-1", "token-3")
+    assert _signal(finalize).resumed == ["token-3"]
+
+
+def test_callback_reporting_a_failed_task_ends_the_job_and_the_wait(world):
+    finalize, jobs, _, provider, *_rest, task_id = world
+    finalize.park("j-1", "token-4")
+    provider.set_state(task_id, TaskState.FAILED, message="risk control")
+    outcome = finalize.on_callback("j-1", "secret-token")
+    assert (outcome.status, outcome.terminal) == ("FAILED", True)
+    assert _signal(finalize).resumed == ["token-4"]
+
+
+def test_a_copy_that_fails_after_the_callback_waits_a_full_interval_next_time(world):
+    finalize, jobs, storage, provider, fetcher, *_rest, task_id = world
+    provider.set_state(task_id, TaskState.SUCCEEDED, video_url=RESULT_URL)
+    finalize.on_callback("j-1", "secret-token")
+    fetcher.fail_with = __import__("clipedit.domain.errors", fromlist=["ProviderError"]).ProviderError(
+        "CDN 503", retryable=True, code="PROVIDER_UNAVAILABLE")
+    assert finalize.on_poll("j-1").terminal is False
+    assert "provider_done_at" not in jobs.get("j-1").extra  # else the next park would spin
+    finalize.park("j-1", "token-5")
+    assert _signal(finalize).resumed == []
+    fetcher.fail_with = None
+    assert finalize.on_poll("j-1").status == "SUCCEEDED"
+
+
+def test_a_park_without_a_token_is_refused_so_the_poller_checks_at_once(world):
+    finalize, *_ = world
+    with pytest.raises(ValueError, match="task token"):
+        finalize.park("j-1", "")
+    assert _signal(finalize).resumed == []

@@ -120,16 +120,36 @@ def test_network_failures_are_retryable():
     assert info.value.retryable and info.value.code == "PROVIDER_UNREACHABLE"
 
 
-def test_find_by_external_id_uses_query_then_path():
+def test_find_by_external_id_uses_the_documented_path_form_only():
+    seen = []
+
     def handler(request):
-        if request.url.params.get("external_task_id") == "j-1":
-            return httpx.Response(400, json={"code": 1201, "message": "unsupported"})
+        seen.append((request.url.path, dict(request.url.params)))
         if request.url.path.endswith("/j-1"):
             return httpx.Response(200, json={"code": 0, "data": {"task_id": "5", "task_status": "processing",
                                                                  "task_info": {"external_task_id": "j-1"}}})
         return httpx.Response(404, json={"code": 1203})
 
     assert provider_with(handler).find_by_external_id("j-1").task_id == "5"
+    # The list endpoint has no external-id filter (it would answer the newest 30 tasks): never asked.
+    assert seen == [("/v1/videos/omni-video/j-1", {})]
+
+
+def test_find_by_external_id_answers_none_when_kling_has_no_such_task():
+    def handler(request):
+        return httpx.Response(404, json={"code": 1203, "message": "task not found"})
+
+    assert provider_with(handler).find_by_external_id("j-404") is None
+
+
+def test_an_element_is_read_by_its_external_id_on_the_query_path():
+    def handler(request):
+        assert request.url.path == "/v1/general/advanced-custom-elements/e-abc"
+        return httpx.Response(200, json={"code": 0, "data": {
+            "task_id": "77", "task_status": "succeed", "task_result": {"elements": [{"element_id": 901}]}}})
+
+    task = provider_with(handler).get_element("e-abc")
+    assert (task.task_id, task.element_id) == ("77", "901")
 
 
 def test_credentials_must_be_present():

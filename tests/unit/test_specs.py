@@ -284,6 +284,27 @@ def test_elements_are_created_once_and_reused_by_content():
     assert all(j.status == JobStatus.SUBMITTED for j in world.jobs.items.values())
 
 
+def test_an_element_created_by_a_job_that_crashed_before_recording_it_is_adopted():
+    provider = FakeElementProvider()
+    world = World(provider=provider)
+    manifest = {"video_url": "media/a.mp4", "prompt": "@Element1 waves in @Video1",
+                "elements": [{"frontal_image_url": "refs/mascot.png", "reference_image_urls": ["refs/mascot-side.png"]}]}
+    put_json(world, "jobs/a.json", manifest)
+    world.upload(key="jobs/a.json", metadata=None, body=b"x")
+    (created,) = provider.element_tasks.values()
+    world.elements.items.clear()  # the creator died between Kling's answer and the cache write
+    provider.finish_elements()
+    put_json(world, "jobs/b.json", {**manifest, "video_url": "media/b.mp4"})
+    world.upload(key="jobs/b.json", metadata=None, body=b"x")
+    # Kling answered "exists" (external ids are unique per account): the task is read by its
+    # external id and adopted, not waited for until PROVIDER_BUSY_TOO_LONG.
+    assert len(provider.element_tasks) == 1
+    assert [entry["task_id"] for entry in world.elements.items.values()] == [created.task_id]
+    world.drain()
+    assert all(j.status == JobStatus.SUBMITTED for j in world.jobs.items.values())
+    assert {r.element_ids for r in provider.requests} == {(provider.element_tasks[created.task_id].element_id,)}
+
+
 @pytest.mark.parametrize(
     "key",
     ["incoming/../outside/clip.mp4", "incoming/a/../../b/clip.mp4", "incoming/bell\x07/clip.mp4",

@@ -106,7 +106,8 @@ def test_real_template_loads_with_expected_resources(template: dict[str, Any]) -
 
 
 def test_render_real_state_machine(template: dict[str, Any]) -> None:
-    text = render_state_machine(template, {"FinalizeFunctionArn": ARN, "ExecutionTimeoutSeconds": "900"})
+    text = render_state_machine(template, {"FinalizeFunctionArn": ARN, "ExecutionTimeoutSeconds": "900",
+                                           "Partition": "aws"})
     definition = json.loads(text)
     assert "${" not in text
     assert definition["TimeoutSeconds"] == 900  # unquoted placeholder -> a JSON number
@@ -123,7 +124,7 @@ def test_render_names_every_unresolved_placeholder(template: dict[str, Any]) -> 
 
 def test_render_reports_the_one_missing_placeholder(template: dict[str, Any]) -> None:
     with pytest.raises(KeyError, match="ExecutionTimeoutSeconds") as excinfo:
-        render_state_machine(template, {"FinalizeFunctionArn": ARN})
+        render_state_machine(template, {"FinalizeFunctionArn": ARN, "Partition": "aws"})
     assert "FinalizeFunctionArn" not in str(excinfo.value)
 
 
@@ -148,7 +149,7 @@ def test_function_spec_merges_globals(template: dict[str, Any]) -> None:
     submit = function_spec(template, "SubmitFunction")
     assert submit["code_uri"] == "functions/submit"
     assert submit["handler"] == "app.lambda_handler"
-    assert (submit["timeout"], submit["memory"]) == (60, 512)
+    assert (submit["timeout"], submit["memory"]) == (180, 512)
     env = submit["environment"]
     assert env["JOBS_TABLE"] == {"Ref": "JobsTable"}  # from Globals, still in CFN form
     assert env["POWERTOOLS_SERVICE_NAME"] == "clipedit"
@@ -190,7 +191,7 @@ def test_parameter_defaults_are_strings(template: dict[str, Any]) -> None:
     assert defaults["KlingApiBaseUrl"] == "https://api-singapore.klingai.com"
     assert defaults["DefaultModel"] == "o3"
     assert defaults["DefaultMode"] == "pro"
-    assert defaults["PollIntervalSeconds"] == "60"
+    assert defaults["PollIntervalSeconds"] == "300"
     assert defaults["JobDeadlineSeconds"] == "3600"
     assert defaults["ExecutionTimeoutSeconds"] == "7200"
     assert defaults["SubmitMaxConcurrency"] == "5"

@@ -16,8 +16,29 @@ from clipedit.domain.spec import Mode, Model, Provider
 from clipedit.domain.url_policy import RESULT_HOSTS, UrlPolicy
 
 FAL_QUEUE_BASE_URL = "https://queue.fal.run"
-# fal's webhook keys. Most clients use rest.alpha.fal.ai; a few rest.fal.ai (provider-apis.md 2.5).
-FAL_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+# fal's webhook keys, as fal's current webhook docs name them; the adapter also tries the older
+# rest.alpha.fal.ai host when no key verifies (provider-apis.md, "Checked again").
+FAL_JWKS_URL = "https://rest.fal.ai/.well-known/jwks.json"
+
+
+# A poller execution writes about 13 history events per poll cycle (park, its timeout, the check,
+# the choice); Step Functions stops an execution at 25,000. 1,500 cycles leave room for retries.
+MAX_POLL_CYCLES = 1500
+
+
+def poller_limits(poll_interval: int, deadline: int, execution_timeout: int) -> list[str]:
+    """What the template's parameter bounds cannot say: the relations between them."""
+    problems = []
+    if poll_interval > 0 and deadline / poll_interval > MAX_POLL_CYCLES:
+        problems.append(
+            f"JOB_DEADLINE_SECONDS / POLL_INTERVAL_SECONDS is {deadline // poll_interval} poll cycles; a poller "
+            f"execution passes Step Functions' 25,000 history events beyond {MAX_POLL_CYCLES}: raise the interval "
+            f"to at least {-(-deadline // MAX_POLL_CYCLES)} s or shorten the deadline")
+    if execution_timeout and execution_timeout <= deadline + poll_interval:
+        problems.append(
+            f"EXECUTION_TIMEOUT_SECONDS ({execution_timeout}) must exceed JOB_DEADLINE_SECONDS + POLL_INTERVAL_SECONDS "
+            f"({deadline + poll_interval}), so the job deadline (TIMED_OUT on the job) fires before the hard stop")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -180,7 +201,8 @@ class Settings:
             output_prefix=prefix("OUTPUT_PREFIX", "edited/"),
             default_model=choice("DEFAULT_MODEL", Model, Model.O3),  # type: ignore[arg-type]
             default_mode=choice("DEFAULT_MODE", Mode, Mode.PRO),  # type: ignore[arg-type]
-            poll_interval_seconds=integer("POLL_INTERVAL_SECONDS", 30, 0, 3600),
+            # >= 1: it is the poller's task-token timeout (Step Functions wants a positive integer).
+            poll_interval_seconds=integer("POLL_INTERVAL_SECONDS", 30, 1, 3600),
             job_deadline_seconds=integer("JOB_DEADLINE_SECONDS", 3600, 1, 7 * 24 * 3600),
             presign_ttl_seconds=integer("PRESIGN_TTL_SECONDS", 3600, 60, 7 * 24 * 3600),
             jobs_prefix=prefix("JOBS_PREFIX", "jobs/"),
@@ -214,6 +236,8 @@ class Settings:
             max_clip_seconds=integer("MAX_CLIP_SECONDS", 120, 11, 600),
             wake_queue_url=env.get("WAKE_QUEUE_URL", "").strip() or None,
         )
+        problems += poller_limits(settings.poll_interval_seconds, settings.job_deadline_seconds,
+                                  integer("EXECUTION_TIMEOUT_SECONDS", 0, 0, 365 * 86400))
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
         return settings

@@ -42,6 +42,10 @@ class JobStore(Protocol):
         """Set the time field ``name`` to ``until`` only while the job is in one of ``expected`` and
         ``name`` is unset or past (``now``): True for exactly one caller per period (a long clip's
         stitch request)."""
+    def mark_running(self, job_id: str, fields: Mapping[str, Any], *,
+                     expect: Mapping[str, Any] | None = None) -> Job | None:
+        """Set (value) or remove (None) fields while the job is SUBMITTED or PROCESSING and every
+        ``expect`` field holds its value; returns the job as written, or None when not."""
 
     def acquire_lease(self, job_id: str, *, owner: str, now: str, until: str) -> bool:
         """Claim the right to finalize: True for exactly one caller while the lease is live."""
@@ -261,6 +265,13 @@ class CallbackVerifier(Protocol):
 class Workflow(Protocol):
     def start_poller(self, job_id: str, *, poll_interval_seconds: int) -> bool:
         """Start the poller execution named after the job; False if it already existed."""
+
+
+class PollerSignal(Protocol):
+    """Ends the poller's wait for one job at once (a Step Functions task token)."""
+
+    def resume(self, token: str) -> bool:
+        """True if the waiting poller was resumed; False if that wait is already over."""
 
 
 class EventPublisher(Protocol):

@@ -349,7 +349,14 @@ class Container:
                 output_prefix=s.output_prefix,
                 lease_seconds=s.finalize_lease_seconds,
             ),
+            signal=self.poller_signal,
         )
+
+    @cached_property
+    def poller_signal(self):  # type: ignore[no-untyped-def]
+        from clipedit.adapters.aws_workflow import StepFunctionsSignal
+
+        return StepFunctionsSignal(lambda: self._client("stepfunctions"))
 
     @cached_property
     def cancel_job(self) -> CancelJob:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from clipedit.usecases.common import JOB_EVENT_SOURCE
 
@@ -22,6 +22,24 @@ class StepFunctionsWorkflow:
             )
         except self._client.exceptions.ExecutionAlreadyExists:
             return False
+        return True
+
+
+class StepFunctionsSignal:
+    """Ends a poller's wait: SendTaskSuccess with the task token the poller parked on the job."""
+
+    def __init__(self, client_factory: Callable[[], Any]) -> None:
+        self._factory = client_factory  # the client is made on first use: most callbacks never resume
+        self._client: Any = None
+
+    def resume(self, token: str) -> bool:
+        if self._client is None:
+            self._client = self._factory()
+        errors = self._client.exceptions
+        try:
+            self._client.send_task_success(taskToken=token, output=json.dumps({"resumed": True}))
+        except (errors.TaskTimedOut, errors.TaskDoesNotExist, errors.InvalidToken):
+            return False  # that wait already ended (timed out into a poll, or resumed by another)
         return True
 
 

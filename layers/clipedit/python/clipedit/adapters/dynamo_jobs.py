@@ -184,6 +184,37 @@ class DynamoJobStore:
                 return False
             raise
         return True
+    def mark_running(self, job_id: str, fields: Mapping[str, Any], *,
+                     expect: Mapping[str, Any] | None = None) -> Job | None:
+        names: dict[str, str] = {"#status": "status"}
+        values: dict[str, Any] = {":s0": JobStatus.SUBMITTED.value, ":s1": JobStatus.PROCESSING.value}
+        sets, removes = [], []
+        for index, (name, value) in enumerate(fields.items()):
+            names[f"#f{index}"] = name
+            if value is None:
+                removes.append(f"#f{index}")
+            else:
+                values[f":f{index}"] = _dynamo_value(value)
+                sets.append(f"#f{index} = :f{index}")
+        condition = "#status IN (:s0, :s1)"
+        for index, (name, value) in enumerate((expect or {}).items()):
+            names[f"#e{index}"] = name
+            values[f":e{index}"] = _dynamo_value(value)
+            condition += f" AND #e{index} = :e{index}"
+        expression = " ".join(part for part in (
+            "SET " + ", ".join(sets) if sets else "", "REMOVE " + ", ".join(removes) if removes else "") if part)
+        try:
+            response = self._client.update_item(
+                TableName=self._table, Key={"job_id": {"S": job_id}}, UpdateExpression=expression,
+                ConditionExpression=condition, ExpressionAttributeNames=names,
+                ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in values.items()},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return _from_item(response["Attributes"])
 
     def acquire_lease(self, job_id: str, *, owner: str, now: str, until: str) -> bool:
         allowed = [JobStatus.SUBMITTED.value, JobStatus.PROCESSING.value]

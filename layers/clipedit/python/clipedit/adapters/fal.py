@@ -24,6 +24,7 @@ import httpx
 
 from clipedit.adapters.provider_http import json_body, send
 from clipedit.domain.errors import ProviderError
+from clipedit.domain.prompt import to_fal_syntax
 from clipedit.domain.provider_errors import FAL_ERRORS, ErrorKind
 from clipedit.domain.provider_errors import FAL_HTTP_FAILURES as HTTP_FAILURES
 from clipedit.domain.provider_errors import FAL_SERVER_FAILURE as SERVER_FAILURE
@@ -140,7 +141,19 @@ class FalProvider:
             return self._failed(task_id, status, failure, words)
         if state != TaskState.SUCCEEDED:
             return ProviderTask(task_id=task_id, state=state, raw_status=status, urls=urls)
-        return self._result(task_id, urls)
+        if not (data.get("error") or data.get("error_type")):
+            return self._result(task_id, urls)
+        # fal ends a failed request COMPLETED too, and its status body can say so itself: the job
+        # fails whatever the result endpoint answers (its own failure shape, when it has one, is
+        # the more specific; a result or a hiccup there does not overrule the status).
+        try:
+            answered = self._result(task_id, urls)
+        except ProviderError:
+            answered = None
+        if answered is not None and answered.state == TaskState.FAILED:
+            return answered
+        failure, words = classify(500, data, data.get("error_type"))
+        return self._failed(task_id, status, failure, words)
 
     def find_by_external_id(self, external_id: str) -> ProviderTask | None:
         return None  # fal has no client idempotency key: the request id is stored before acking
@@ -170,7 +183,7 @@ class FalProvider:
     @staticmethod
     def create_body(request: EditRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "prompt": request.prompt,  # fal's reference syntax is ours: @Video1, @Image1, @Element1
+            "prompt": to_fal_syntax(request.prompt),  # @video1 -> @Video1: fal's exact form
             "video_url": request.video_url,
             # Always explicit: the default differs (true on O3, false on O1).
             "keep_audio": request.keep_audio,

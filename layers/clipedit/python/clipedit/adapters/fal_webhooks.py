@@ -6,7 +6,10 @@ in ``X-Fal-Webhook-Request-Id``, ``-User-Id``, ``-Timestamp`` (unix seconds) and
 the timestamp is within 5 minutes of now, the user id is ours and the request id is the job's.
 The keys are cached (at most a day) and fetched again once when no cached key verifies (fal
 rotated them), but not more often than once a minute, so forged traffic cannot make us hammer
-fal's JWKS endpoint. Facts: provider-apis.md section 2.5.
+fal's JWKS endpoint. fal's current webhook docs publish the keys at ``rest.fal.ai``; older copies
+and most clients use ``rest.alpha.fal.ai``: when the configured one is either host and no key
+verifies, the refresh also reads the other host's keys. Facts: provider-apis.md section 2.5 and
+"Checked again".
 """
 
 from __future__ import annotations
@@ -23,12 +26,19 @@ import httpx
 from clipedit.adapters.provider_http import json_body, send
 from clipedit.domain.errors import ProviderError, WebhookRejected
 
-JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+JWKS_URL = "https://rest.fal.ai/.well-known/jwks.json"  # fal's current webhook docs
+LEGACY_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"  # older docs, most clients
 TIMESTAMP_TOLERANCE_SECONDS = 300
 JWKS_MAX_AGE_SECONDS = 24 * 3600
 JWKS_MIN_REFRESH_SECONDS = 60
 HEADERS = ("x-fal-webhook-request-id", "x-fal-webhook-user-id", "x-fal-webhook-timestamp",
            "x-fal-webhook-signature")
+
+
+def other_fal_jwks_url(url: str) -> str | None:
+    """fal's other JWKS host, tried when no key from ``url`` verifies; None for any other URL."""
+    hosts = (JWKS_URL, LEGACY_JWKS_URL)
+    return hosts[1 - hosts.index(url)] if url in hosts else None
 
 
 def signed_message(request_id: str, user_id: str, timestamp: str, body: bytes) -> bytes:
@@ -38,8 +48,10 @@ def signed_message(request_id: str, user_id: str, timestamp: str, body: bytes) -
 class FalJwks:
     """fal's webhook public keys, fetched over HTTPS and cached; thread-safe."""
 
-    def __init__(self, url: str, client: httpx.Client, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, url: str, client: httpx.Client, clock: Callable[[], float] = time.time,
+                 fallback_url: str | None = None) -> None:
         self._url = url
+        self._fallback = fallback_url if fallback_url is not None else other_fal_jwks_url(url)
         self._client = client
         self._clock = clock
         self._lock = threading.Lock()
@@ -59,12 +71,22 @@ class FalJwks:
             if self._fetched_at is not None and self._clock() - self._fetched_at < JWKS_MIN_REFRESH_SECONDS:
                 return None
             self._fetch()
+            if self._fallback:
+                try:
+                    self._keys += self._read(self._fallback)  # the other host: an unknown key may be there
+                except ProviderError:
+                    pass  # the configured host answered; the other one is only a second chance
             return list(self._keys)
 
     def _fetch(self) -> None:
+        self._keys = self._read(self._url)
+        self._fetched_at = self._clock()
+        self.fetches += 1
+
+    def _read(self, url: str) -> list[Any]:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-        response = send(self._client, "fal (JWKS)", "GET", self._url)
+        response = send(self._client, "fal (JWKS)", "GET", url)
         data = json_body(response)
         if not response.is_success or not isinstance(data, dict) or not isinstance(data.get("keys"), list):
             # A 5xx from the webhook route makes fal deliver again later; nothing is lost.
@@ -79,9 +101,7 @@ class FalJwks:
                 keys.append(Ed25519PublicKey.from_public_bytes(raw))
             except (ValueError, binascii.Error):
                 continue  # one malformed entry must not hide the good ones
-        self._keys = keys
-        self._fetched_at = self._clock()
-        self.fetches += 1
+        return keys
 
 
 class FalWebhookVerifier:

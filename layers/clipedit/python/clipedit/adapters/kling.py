@@ -122,26 +122,19 @@ class KlingProvider:
         return self._task(self._call("GET", f"/v1/videos/omni-video/{task_id}"))
 
     def find_by_external_id(self, external_id: str) -> ProviderTask | None:
-        # The docs leave the query form open (path or query string): try the query form first.
+        # Kling's documented form: the query path takes "either task_id or external_task_id". The
+        # list endpoint has no external-id filter (pageNum/pageSize only, 30 tasks a page): never
+        # used to find a task.
         try:
-            data = self._call("GET", "/v1/videos/omni-video", params={"external_task_id": external_id})
+            data = self._call("GET", f"/v1/videos/omni-video/{external_id}")
         except ProviderError as error:
             if error.retryable:
                 raise
-            data = None
-        if isinstance(data, list):
-            data = next(
-                (t for t in data if (t.get("task_info") or {}).get("external_task_id") == external_id),
-                None,
-            )
-        if not data:
-            try:
-                data = self._call("GET", f"/v1/videos/omni-video/{external_id}")
-            except ProviderError as error:
-                if error.retryable:
-                    raise
-                return None
-        return self._task(data) if data else None
+            return None
+        task = self._task(data) if data else None
+        if task is not None and task.external_id not in (None, "", external_id):
+            return None  # a task whose *id* happens to equal the string is not ours
+        return task
 
     def create_element(self, *, external_id: str, frontal_url: str, reference_urls: list[str]) -> ElementTask:
         """``POST /v1/general/advanced-custom-elements`` (an async task, like an edit)."""
@@ -158,6 +151,7 @@ class KlingProvider:
         return self._element_task(self._call("POST", "/v1/general/advanced-custom-elements", json=body))
 
     def get_element(self, task_id: str) -> ElementTask:
+        """By task id or by external_task_id: the query path takes either (Kling's Element API)."""
         return self._element_task(self._call("GET", f"/v1/general/advanced-custom-elements/{task_id}"))
 
     @staticmethod

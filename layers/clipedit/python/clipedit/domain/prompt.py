@@ -32,3 +32,8 @@ def check_references(prompt: str, *, image_count: int, element_count: int) -> No
 def to_kling_syntax(prompt: str) -> str:
     """``@Video1`` -> ``<<<video_1>>>``, ``@Image2`` -> ``<<<image_2>>>``, ``@Element1`` -> ``<<<element_1>>>``."""
     return _REFERENCE.sub(lambda m: f"<<<{m.group(1).lower()}_{int(m.group(2))}>>>", prompt)
+
+
+def to_fal_syntax(prompt: str) -> str:
+    """``@video1`` / ``@VIDEO1`` / ``@Image02`` -> ``@Video1`` / ``@Image2``: fal's form, whatever the case."""
+    return _REFERENCE.sub(lambda m: f"@{m.group(1).capitalize()}{int(m.group(2))}", prompt)

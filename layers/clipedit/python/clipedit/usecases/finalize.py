@@ -1,8 +1,15 @@
 """Finalize: bring a submitted job to its end, from a provider callback or from the poller.
 
 The callback body is never trusted: it only says "look now". The task is re-fetched from the
-provider, and the job is claimed with a conditional lease before the result is copied, so the
-callback and the poller (or two duplicate callbacks) can never both finalize one job.
+provider. The callback answers at once: when the task is done it records ``provider_done_at`` (a
+conditional write) and resumes the poller's wait (the task token the poller parked on the job);
+the poller's next step copies the result. The copy runs under a conditional lease, so two checks
+(or a check and a duplicate callback) can never both finalize one job.
+
+The poller's wait is a Step Functions ``.waitForTaskToken`` task whose timeout is the poll
+interval (``park``): the callback ends it at once; with no callback it times out into a check.
+Either write (the token, the done mark) returns the item as written, so whichever lands second
+sees the other and resumes the wait: a callback is never lost between the two.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from clipedit.ports import (
     JobStore,
     MediaFetcher,
     ObjectStore,
+    PollerSignal,
     ProviderTask,
     TaskState,
 )
@@ -32,6 +40,8 @@ from clipedit.usecases.submit import hash_token
 # Longer than the finalize function's timeout, so a live finalize is never overtaken, while a
 # crashed one's claim expires and the next poll can take the job over.
 FINALIZE_LEASE_SECONDS = 360
+PROVIDER_DONE = "provider_done_at"  # set by a verified callback that found the task finished
+WAIT_TOKEN = "poll_wait_token"  # the Step Functions task token the poller is waiting on
 log = logging.getLogger(__name__)
 
 
@@ -82,7 +92,9 @@ class FinalizeJob:
         settings: FinalizeSettings,
         providers: Mapping[str, EditProvider] | None = None,
         verifiers: Mapping[str, CallbackVerifier] | None = None,
+        signal: PollerSignal | None = None,
     ) -> None:
+        self._signal = signal
         self._jobs = jobs
         self._storage = storage
         # Each job names its provider; a provider that signs its callbacks (fal) has a verifier.
@@ -121,21 +133,46 @@ class FinalizeJob:
                     self._jobs.set_fields(job.job_id, expected=job.status, fields={
                         "callback_rejected": f"{iso(self._clock.now())} {rejected.message}"})
                 raise
-        return self._advance(job, source="callback")
+        # No copy on the request path: note "provider done", wake the poller, answer.
+        outcome = self._advance(job, source="callback", copy=False)
+        if outcome.terminal:  # failed at the provider, or past the deadline: end the wait too
+            self._wake(self._jobs.get(job_id))
+        return outcome
+
+    def park(self, job_id: str, token: str) -> FinalizeOutcome:
+        """The poller waits on ``token`` (timeout: the poll interval). Resumed at once when there
+        is nothing to wait for: the job ended, or a callback already found the task done."""
+        if not token:
+            raise ValueError("park needs the poller's task token")  # the state machine then checks at once
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        parked = None if job.terminal else self._jobs.mark_running(job_id, {WAIT_TOKEN: token})
+        latest = parked or self._jobs.get(job_id) or job
+        if latest.terminal or (parked is not None and parked.extra.get(PROVIDER_DONE)):
+            self._resume(token)
+        return self._outcome(latest)
 
     def on_poll(self, job_id: str) -> FinalizeOutcome:
         job = self._jobs.get(job_id)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
+        done_mark = job.extra.get(PROVIDER_DONE)
         try:
-            return self._advance(job, source="poller")
+            # Woken by a callback: the callback's door finishes the job (the copy runs here).
+            outcome = self._advance(job, source="callback" if done_mark else "poller")
         except ProviderError as error:
             if not error.retryable:
                 raise
             # A provider hiccup (5xx, timeout, a CDN error mid-copy) is not the job's end: the next
             # poll looks again, and the job deadline still bounds the wait.
             log.warning("provider unavailable during a poll", extra={"job_id": job_id, "error": error.message})
-            return self._outcome(self._jobs.get(job_id) or job)
+            outcome = self._outcome(self._jobs.get(job_id) or job)
+        if done_mark and not outcome.terminal:
+            # The copy did not finish (CDN error, another copier's lease): the next park waits a
+            # full interval instead of resuming at once. Only this mark: a newer callback's stays.
+            self._jobs.mark_running(job_id, {PROVIDER_DONE: None}, expect={PROVIDER_DONE: done_mark})
+        return outcome
 
     def expire(self, job_id: str, reason: str) -> FinalizeOutcome:
         """The poller gave up (finalize kept failing): end the job rather than leave it stuck."""
@@ -157,7 +194,7 @@ class FinalizeJob:
 
     # --- the state machine of one check -------------------------------------------------------
 
-    def _advance(self, job: Job, *, source: str) -> FinalizeOutcome:
+    def _advance(self, job: Job, *, source: str, copy: bool = True) -> FinalizeOutcome:
         if job.terminal or not job.provider_task_id:
             return self._outcome(job)  # a CANCELLED job stays cancelled, whatever arrives late
         provider = self._providers.get(job.provider)
@@ -169,7 +206,7 @@ class FinalizeJob:
                 f"provider task {task.task_id} belongs to {task.external_id}, not {job.job_id}"
             )
         if task.state == TaskState.SUCCEEDED:
-            return self._succeed(job, task, source)
+            return self._succeed(job, task, source) if copy else self._note_done(job)
         if task.state == TaskState.FAILED:
             message = task.message or "the provider reported the task as failed without a reason"
             return self._end(job, JobStatus.FAILED, task.error_code or "PROVIDER_TASK_FAILED", message, source=source)
@@ -189,6 +226,27 @@ class FinalizeJob:
                 self._recorder(moved, job.status.value)
                 job = moved
         return self._outcome(job)
+
+    def _note_done(self, job: Job) -> FinalizeOutcome:
+        noted = self._jobs.mark_running(job.job_id, {PROVIDER_DONE: iso(self._clock.now())})
+        if noted is None:  # ended meanwhile (cancelled, finalized by a check)
+            return self._outcome(self._jobs.get(job.job_id) or job)
+        self._wake(noted)
+        return self._outcome(noted)
+
+    def _wake(self, job: Job | None) -> None:
+        token = job.extra.get(WAIT_TOKEN) if job else None
+        if token:
+            self._resume(str(token))
+
+    def _resume(self, token: str) -> None:
+        if self._signal is None:
+            return
+        try:
+            self._signal.resume(token)
+        except Exception as error:  # noqa: BLE001 - the poll interval backs up a failed resume
+            log.warning("could not resume the poller; it checks at its next interval",
+                        extra={"error": type(error).__name__})
 
     def _succeed(self, job: Job, task: ProviderTask, source: str) -> FinalizeOutcome:
         if not task.video_url:

@@ -268,14 +268,20 @@ class SubmitJob:
                                     retryable=False, code="ELEMENT_FAILED")
             return None
         urls = [self._url_for(stored_ref(r)) for r in refs]
+        external_id = f"e-{content[:40]}"  # fixed per image set: Kling keeps it unique per account
         try:
-            task = provider.create_element(external_id=f"e-{content[:40]}", frontal_url=urls[0],
-                                                 reference_urls=urls[1:])
+            task = provider.create_element(external_id=external_id, frontal_url=urls[0], reference_urls=urls[1:])
         except ProviderError as error:
-            if error.provider_code == 1201 and "exist" in error.message.lower():
-                return None  # another job is creating the same element; its record will appear
-            raise
+            if not (error.provider_code == 1201 and "exist" in error.message.lower()):
+                raise
+            # Created before: by a job running now, or by one that crashed before recording it.
+            # Adopt that task (read by its external id) instead of waiting for a record that may
+            # never come.
+            task = provider.get_element(external_id)
         self._elements.claim(content, task_id=task.task_id, now=now)
+        if task.state == TaskState.SUCCEEDED and task.element_id:
+            self._elements.complete(content, element_id=task.element_id, now=now)
+            return task.element_id
         return None
 
     # --- the provider call --------------------------------------------------------------------
