@@ -6,12 +6,13 @@ A misconfigured function fails at init with every problem listed, never halfway 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlparse
 
 from clipedit.domain.backpressure import BackpressureSettings
 from clipedit.domain.errors import ConfigError
+from clipedit.domain.pricing import PriceTable
 from clipedit.domain.spec import Mode, Model, Provider
 from clipedit.domain.url_policy import RESULT_HOSTS, UrlPolicy
 
@@ -70,6 +71,9 @@ class Settings:
     prepared_prefix: str = "prepared/"
     # Long clips: the longest clip edited in parts (long_clip segment).
     max_clip_seconds: int = 120
+    # Prices per provider/model/mode per output second (clipedit.domain.pricing), list prices
+    # unless the stack's PriceOverrides parameter (JSON) says otherwise.
+    prices: PriceTable = field(default_factory=PriceTable)
 
     @property
     def backpressure(self) -> BackpressureSettings:
@@ -163,6 +167,13 @@ class Settings:
                 problems.append(f"{name} must end with '/', got {value!r}")
             return value
 
+        def price_table(name: str) -> PriceTable:
+            try:
+                return PriceTable.from_json(env.get(name, ""))
+            except ConfigError as error:
+                problems.append(error.message)
+                return PriceTable()
+
         settings = cls(
             jobs_table=required("JOBS_TABLE"),
             inbox_bucket=required("INBOX_BUCKET"),
@@ -209,6 +220,7 @@ class Settings:
             prepare_queue_url=env.get("PREPARE_QUEUE_URL", "").strip() or None,
             prepared_prefix=prefix("PREPARED_PREFIX", "prepared/"),
             max_clip_seconds=integer("MAX_CLIP_SECONDS", 120, 11, 600),
+            prices=price_table("PRICE_OVERRIDES"),
         )
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
