@@ -25,6 +25,7 @@ ROUTES = [
     ("GET", re.compile(r"^/jobs$"), "GET /jobs"),
     ("POST", re.compile(r"^/jobs$"), "POST /jobs"),
     ("GET", re.compile(r"^/batches/(?P<batch_id>[^/]+)$"), "GET /batches/{batch_id}"),
+    ("POST", re.compile(r"^/jobs/(?P<job_id>[^/]+)/review$"), "POST /jobs/{job_id}/review"),
 ]
 _AUTHORIZATION = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request,"

@@ -52,3 +52,13 @@ def client(stack):
 
 def set_knobs(emulator, **changes) -> None:
     emulator.settings = dataclasses.replace(emulator.settings, **changes)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say loudly when the review page's browser tests could not run (no Chromium on this machine)."""
+    from tests.e2e.review_support import MISSING_REASON
+
+    skipped = terminalreporter.stats.get("skipped", [])
+    if any(MISSING_REASON in str(getattr(report, "longrepr", "")) for report in skipped):
+        terminalreporter.write_sep("!", "REVIEW PAGE BROWSER TESTS SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(MISSING_REASON, red=True, bold=True)

@@ -286,6 +286,8 @@ def list_jobs(
     status_filter: Annotated[Optional[str], typer.Option("--status", help="Only this status.")] = None,
     since: Annotated[Optional[str], typer.Option(help="Created since: 2026-11-24T10:00:00Z, 2026-11-24, or 30m/2h/7d.")] = None,
     batch: Annotated[Optional[str], typer.Option(help="Only the rows of this batch, in row order.")] = None,
+    review_status: Annotated[Optional[str], typer.Option("--review-status", help="approved, rejected or unreviewed "
+                                                         "(SUCCEEDED jobs; pages may come back short).")] = None,
     limit: Annotated[int, typer.Option(help="Jobs per page (1-100).")] = 50,
     page: Annotated[Optional[str], typer.Option("--next", help="Continue from the `next` cursor of a previous page.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
@@ -295,7 +297,7 @@ def list_jobs(
     from clipedit.usecases.queries import public_job
 
     backend = _ctx(ctx).backend()
-    filters = dict(status=status_filter, batch=batch, since=since, limit=limit)
+    filters = dict(status=status_filter, batch=batch, since=since, limit=limit, review_status=review_status)
     if every:
         jobs, cursor = list(backend.all_pages(**filters)), None
     else:
@@ -304,7 +306,7 @@ def list_jobs(
     if as_json:
         _print_json({"jobs": [public_job(j) for j in jobs], "next": cursor})
         return
-    table = Table("job", "status", "created (UTC)", "clip", "result")
+    table = Table("job", "status", "created (UTC)", "clip", "result", "review")
     for column in table.columns[:3]:
         column.no_wrap = True  # ids are copied from here: never cut
     for job in _parts_under_parents(jobs):
@@ -319,11 +321,13 @@ def list_jobs(
             clip += f" (part {int(job.extra.get('part_index') or 0) + 1}/{job.extra.get('parts_total', '?')})"
         elif job.extra.get("parts_total") and not job.terminal:
             result_text = f"{job.extra.get('parts_succeeded') or 0}/{job.extra['parts_total']} parts"
-        table.add_row(name, job.status.value, job.created_at[:19].replace("T", " "), clip, result_text)
+        table.add_row(name, job.status.value, job.created_at[:19].replace("T", " "), clip, result_text,
+                      job.review_status or "")
     console.print(table)
     if cursor:
         console.print(f"more: clipedit list --next {cursor}" + "".join(
             f" --{k} {v}" for k, v in (("status", status_filter), ("since", since), ("batch", batch),
+                                       ("review-status", review_status),
                                        ("limit", limit if limit != 50 else None)) if v))
 
 
@@ -351,6 +355,8 @@ def batch_command(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A catalog: .csv or .jsonl, one job per row.")],
     no_watch: Annotated[bool, typer.Option("--no-watch", help="Upload and print the batch id only.")] = False,
+    plan: Annotated[bool, typer.Option("--plan", help="Check and price every row (spec and a ranged-read probe "
+                                       "of its clip) and submit nothing; exit 1 if a row would be rejected.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     timeout: Annotated[Optional[float], typer.Option(help="Give up watching after this many seconds (exit 6).")] = None,
 ) -> None:
@@ -359,6 +365,8 @@ def batch_command(
 
     context = _ctx(ctx)
     backend = context.backend()
+    if plan:
+        _plan_and_exit(backend, file, as_json=as_json)
     batch_id, key, version = backend.upload_batch(file)
     if as_json and no_watch:
         _print_json({"batch_id": batch_id, "key": key})
@@ -368,6 +376,24 @@ def batch_command(
         return
     _watch_batch_and_exit(context, batch_id, as_json=as_json, interval=None, timeout=timeout,
                           file_job_id=job_id_for(backend.target.inbox_bucket, key, version))
+
+
+def _plan_and_exit(backend: Any, file: Path, *, as_json: bool) -> None:
+    result = backend.plan(file)
+    if as_json:
+        document = result.as_dict()
+        _print_json(document)
+    else:
+        table = Table("row", "status", "clip", "provider/model/mode", "seconds", "estimate (USD)", "why")
+        for row in result.rows:
+            table.add_row(str(row.row), row.status, row.video or "", "/".join(filter(None, (row.provider, row.model, row.mode))),
+                          "" if row.seconds is None else f"{row.seconds:g}",
+                          "" if row.estimated_cost_usd is None else f"{row.estimated_cost_usd:.2f}",
+                          f"{row.error_code}: {row.error_message}" if row.error_code else "")
+        console.print(table)
+        console.print(f"{len(result.rows) - result.rejected} row(s) ok, {result.rejected} rejected; estimated total "
+                      f"${result.total_estimated_cost_usd:.2f} (nothing submitted)")
+    raise typer.Exit(int(Exit.JOB_NOT_SUCCEEDED if result.rejected else Exit.OK))
 
 
 @app.command()
@@ -399,6 +425,41 @@ def retry(
     if watch_it:
         _watch_and_exit(context, [outcome.job_id], as_json=as_json, interval=None, timeout=None,
                         just_submitted=True)
+
+
+# --- the review page --------------------------------------------------------------------------
+
+
+@app.command(name="review")
+def review_command(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
+    token: Annotated[Optional[str], typer.Option(help="Access token every request must carry (required with a "
+                                                 "non-loopback --host).", envvar="CLIPEDIT_REVIEW_TOKEN")] = None,
+) -> None:
+    """A local web app: every edit next to its source, approve/reject, try again, promote to pro,
+    batch grids with bulk approve and export, and batch plans with prices before launch."""
+    import webbrowser
+
+    from clipedit_cli.review.security import Guard, check_bind
+    from clipedit_cli.review.server import ReviewApp, bind, caller_arn, server_for
+
+    check_bind(host, token)  # before anything else: a refused bind never touches the stack
+    backend = _ctx(ctx).backend()
+    application = ReviewApp(backend, reviewer=caller_arn(backend), guard=Guard(token)).build()
+    try:
+        sock = bind(host, port)
+    except OSError as error:
+        raise CliError(f"cannot listen on {host}:{port}: {error.strerror}; pick another --port", Exit.USAGE) from None
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{sock.getsockname()[1]}/"
+    errors.print(f"review page: {url}{' (add ?token=... once)' if token else ''}  on {backend.target.describe()}; "
+                 "Ctrl-C stops it", markup=False)
+    if not no_browser:
+        webbrowser.open(url + (f"?token={token}" if token else ""))
+    server_for(application).run(sockets=[sock])
 
 
 # --- operations: cancel, reconcile, dead letters ---------------------------------------------------

@@ -15,6 +15,7 @@ from clipedit.config import Settings
 from clipedit.domain.errors import SpecError
 from clipedit.domain.job import Job
 from clipedit.domain.keys import job_id_for
+from clipedit.domain.pricing import PriceTable
 from clipedit.domain.spec import Provider
 from clipedit.usecases.queries import InvalidQuery, JobPage, NotFound, public_job
 from clipedit.usecases.retry import NotRetryable, RetryOutcome
@@ -40,9 +41,19 @@ class Backend:
             allow_http_fetch=target.kind == "local", allow_private_network_fetch=target.kind == "local",
             **({"result_host_allowlist": ("127.0.0.1",)} if target.kind == "local" else {}),
             **{k: v for k, v in optional.items() if v},
+            prices=self._prices(target),
         )
         self.container = Container(settings, client_factory=target.client)
         self.s3 = target.client("s3")
+
+    @staticmethod
+    def _prices(target: Target) -> PriceTable:
+        from clipedit.domain.errors import ConfigError
+
+        try:
+            return PriceTable.from_json(target.price_overrides)
+        except ConfigError as error:
+            raise CliError(f"{target.describe()}: {error.message}", Exit.NO_TARGET) from None
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -62,9 +73,10 @@ class Backend:
             return None
 
     def list(self, *, status: str | None, batch: str | None, since: str | None, limit: int,
-             cursor: str | None) -> JobPage:
+             cursor: str | None, review_status: str | None = None) -> JobPage:
         try:
-            return self.container.queries.list(status=status, batch=batch, since=since, limit=limit, cursor=cursor)
+            return self.container.queries.list(status=status, batch=batch, since=since, limit=limit, cursor=cursor,
+                                               review_status=review_status)
         except InvalidQuery as error:
             raise CliError(error.message, Exit.USAGE) from None
 
@@ -121,6 +133,17 @@ class Backend:
                            Exit.NO_TARGET)
         # The batch id intake derives from the object version (see Intake._batch).
         return "b-" + job_id_for(self.target.inbox_bucket, key, version)[2:], key, version
+
+    def plan(self, path: Path) -> Any:
+        """Check and price every row of a local catalog; nothing is uploaded or submitted."""
+        from clipedit.usecases.plan import decode_batch
+
+        if not path.is_file():
+            raise CliError(f"{path} is not a file", Exit.USAGE)
+        try:
+            return self.container.plan_batch(path.name, decode_batch(path.name, path.read_bytes()))
+        except SpecError as error:
+            raise CliError(f"{error.code}: {error.message}", Exit.USAGE) from None
 
     # --- acting on one job --------------------------------------------------------------------
 

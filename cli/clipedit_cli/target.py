@@ -45,6 +45,7 @@ class Target:
     provider: str = "kling"  # the stack's default provider (jobs may name another)
     fal_base_url: str | None = None
     fal_jwks_url: str | None = None
+    price_overrides: str | None = None  # the stack's PriceOverrides parameter (JSON)
     extra: dict[str, Any] = field(default_factory=dict)
     session: Any = None
 
@@ -108,7 +109,7 @@ def _local(path: Path, probe: Callable[[str], bool]) -> Target:
         provider_secret_id=info["provider_secret_arn"], provider_base_url=info["provider_url"],
         dead_letter_queue_url=info.get("dead_letter_queue_url"), status_api_url=info.get("status_api_url"),
         provider=info.get("default_provider") or "kling", fal_base_url=info.get("fal_url"),
-        fal_jwks_url=info.get("fal_jwks_url"),
+        fal_jwks_url=info.get("fal_jwks_url"), price_overrides=info.get("price_overrides"),
         extra={"events_queue_url": info.get("events_queue_url")}, session=session,
     )
 
@@ -146,6 +147,7 @@ def _deployed(stack: str, *, region: str | None, profile: str | None) -> Target:
                   provider=parameters.get("DefaultProvider") or "kling",
                   fal_base_url=parameters.get("FalQueueBaseUrl") or None,
                   fal_jwks_url=parameters.get("FalJwksUrl") or None,
+                  price_overrides=parameters.get("PriceOverrides") or None,
                   extra={"stack_status": description.get("StackStatus"), "outputs": outputs}, **fields)
 
 

@@ -1,9 +1,10 @@
 """Status API function (HTTP API, IAM-authorised): read jobs and batches, submit a manifest.
 
   GET  /jobs/{job_id}                           one job
-  GET  /jobs?status=&batch=&since=&limit=&next= a page of jobs (by-status or by-batch index)
+  GET  /jobs?status=&batch=&since=&limit=&next=&review_status= a page of jobs (by-status or by-batch index)
   POST /jobs                                    a manifest (object or list); 202 with the job ids
   GET  /batches/{batch_id}                      a batch's progress
+  POST /jobs/{job_id}/review                    approve or reject a SUCCEEDED job's output
 
 API Gateway checks the caller's SigV4 signature and IAM permission (execute-api:Invoke) before
 this code runs; a request that arrives without an IAM identity means the route was deployed
@@ -24,7 +25,9 @@ from clipedit.adapters.metrics import PowertoolsMetrics
 from clipedit.adapters.tracing import HandlerTracer
 from clipedit.config import Settings
 from clipedit.domain.errors import SpecError
+from clipedit.domain.review import MAX_REVIEW_BODY_BYTES, InvalidReview, parse_review
 from clipedit.usecases.queries import InvalidQuery, NotFound, public_job
+from clipedit.usecases.review import NotReviewable
 from clipedit.wiring import Container
 
 logger = Logger()
@@ -55,11 +58,13 @@ def get_job(job_id: str) -> dict[str, Any]:
 @app.get("/jobs")
 def list_jobs() -> dict[str, Any]:
     params = app.current_event.query_string_parameters or {}
-    unknown = sorted(set(params) - {"status", "batch", "since", "limit", "next"})
+    unknown = sorted(set(params) - {"status", "batch", "since", "limit", "next", "review_status"})
     if unknown:
-        raise InvalidQuery(f"unknown query parameter(s): {', '.join(unknown)}; use status, batch, since, limit, next")
+        raise InvalidQuery(f"unknown query parameter(s): {', '.join(unknown)}; use status, batch, since, limit, next, "
+                           "review_status")
     page = container.queries.list(status=params.get("status"), batch=params.get("batch"),
-                                  since=params.get("since"), limit=params.get("limit"), cursor=params.get("next"))
+                                  since=params.get("since"), limit=params.get("limit"), cursor=params.get("next"),
+                                  review_status=params.get("review_status"))
     return page.as_dict()
 
 
@@ -79,6 +84,24 @@ def submit_manifest() -> Response:
     return Response(status_code=202, content_type="application/json", body=json.dumps(submitted.as_dict()))
 
 
+@app.post("/jobs/<job_id>/review")
+def review_job(job_id: str) -> dict[str, Any]:
+    """``{"review_status": "approved"|"rejected", "review_note": "..."}``; the reviewer is the caller."""
+    logger.set_correlation_id(job_id)
+    body = app.current_event.decoded_body or ""
+    if len(body.encode()) > MAX_REVIEW_BODY_BYTES:
+        return _error(413, "REVIEW_TOO_LARGE", f"a review is at most {MAX_REVIEW_BODY_BYTES} bytes")
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise SpecError(f"the body is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}",
+                        code="INVALID_JSON") from None
+    review = parse_review(document)
+    job = container.review_job(job_id, review, reviewer=(_caller() or {}).get("userArn", "unknown"))
+    logger.info("job reviewed", extra={"job_id": job_id, "review_status": job.review_status})
+    return public_job(job)
+
+
 @app.get("/batches/<batch_id>")
 def get_batch(batch_id: str) -> dict[str, Any]:
     logger.set_correlation_id(batch_id)
@@ -92,11 +115,17 @@ def not_found(error: NotFound) -> Response:
 
 @app.exception_handler(NotFoundError)
 def no_route(error: NotFoundError) -> Response:
-    return _error(404, "NO_SUCH_ROUTE", "routes: GET /jobs, GET /jobs/{id}, POST /jobs, GET /batches/{id}")
+    return _error(404, "NO_SUCH_ROUTE", "routes: GET /jobs, GET /jobs/{id}, POST /jobs, "
+                                          "POST /jobs/{id}/review, GET /batches/{id}")
 
 
-@app.exception_handler([InvalidQuery, SpecError])
-def bad_request(error: InvalidQuery | SpecError) -> Response:
+@app.exception_handler(NotReviewable)
+def not_reviewable(error: NotReviewable) -> Response:
+    return _error(409, error.code, error.message)
+
+
+@app.exception_handler([InvalidQuery, SpecError, InvalidReview])
+def bad_request(error: InvalidQuery | SpecError | InvalidReview) -> Response:
     return _error(400, error.code, error.message)
 
 

@@ -54,6 +54,10 @@ def test_a_clip_with_spaces_accents_and_upper_case_mov_comes_back_edited(callbac
     (task,) = provider_tasks(callback_stack, provider, job_id)
     if provider == "kling":
         assert job["provider_units"] and job["output_duration_seconds"] == pytest.approx(3.0, abs=0.2)
+        assert job["cost_source"] == "provider_units" and job["cost_usd"] == pytest.approx(float(job["provider_units"]) * 0.14)
+    else:  # fal reports no per-request billing: the price table's figure for the seconds produced
+        assert job["cost_source"] == "price_table" and job["cost_usd"] == pytest.approx(3 * 0.336)
+    if provider == "kling":
         assert [h["status"] for h in job["status_history"]] == ["RECEIVED", "QUEUED", "SUBMITTED", "PROCESSING",
                                                                 "SUCCEEDED"]
         assert task["request"]["model_name"] == "kling-v3-omni" and task["request"]["mode"] == "pro"

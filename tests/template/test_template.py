@@ -545,7 +545,8 @@ def test_the_concurrency_gate_is_a_parameter_every_function_sees(template) -> No
 # ---------------------------------------------------------------------------- status API and monitoring
 
 
-STATUS_ROUTES = {("/jobs", "get"), ("/jobs", "post"), ("/jobs/{job_id}", "get"), ("/batches/{batch_id}", "get")}
+STATUS_ROUTES = {("/jobs", "get"), ("/jobs", "post"), ("/jobs/{job_id}", "get"), ("/batches/{batch_id}", "get"),
+                 ("/jobs/{job_id}/review", "post")}
 
 
 def test_every_status_route_needs_iam_and_callbacks_stay_open(cfn: dict[str, Any]) -> None:
@@ -561,7 +562,10 @@ def test_every_status_route_needs_iam_and_callbacks_stay_open(cfn: dict[str, Any
 def test_status_function_lists_through_indexes_only(cfn: dict[str, Any]) -> None:
     statements = _role_statements(cfn, "StatusApiFunctionRole")
     actions = _role_actions(cfn, "StatusApiFunctionRole")
-    assert not {a for a in actions if a.endswith(("Scan", "DeleteItem", "UpdateItem"))}
+    assert not {a for a in actions if a.endswith(("Scan", "DeleteItem", "PutItem"))}
+    # The only update is a review's (POST /jobs/{id}/review), on the table itself.
+    (update,) = [st for st in statements if "dynamodb:UpdateItem" in _as_list(st["Action"])]
+    assert _as_list(update["Action"]) == ["dynamodb:UpdateItem"] and "/index/" not in json.dumps(update["Resource"])
     (query,) = [st for st in statements if "dynamodb:Query" in _as_list(st["Action"])]
     assert all("/index/" in json.dumps(r) for r in _as_list(query["Resource"]))
     (put,) = [st for st in statements if "s3:PutObject" in _as_list(st["Action"])]

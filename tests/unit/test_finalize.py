@@ -55,6 +55,7 @@ def test_success_copies_the_output_and_records_it(world):
     job = jobs.get("j-1")
     assert (job.output_bucket, job.output_key) == ("outputs", "edited/a b/Clip é.mp4")
     assert job.output_size == 256 * 40 and job.output_duration_seconds == 4.0 and job.provider_units == "6"
+    assert (job.cost_usd, job.cost_source) == (0.84, "provider_units")  # 6 Kling units at $0.14
     assert storage.objects[("outputs", "edited/a b/Clip é.mp4")]["body"] == bytes(range(256)) * 40
     assert "finalize_lease_owner" not in job.extra
     assert events.published[-1][1]["status"] == "SUCCEEDED"

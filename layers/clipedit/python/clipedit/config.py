@@ -6,12 +6,13 @@ A misconfigured function fails at init with every problem listed, never halfway 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlparse
 
 from clipedit.domain.backpressure import BackpressureSettings
 from clipedit.domain.errors import ConfigError
+from clipedit.domain.pricing import PriceTable
 from clipedit.domain.spec import Mode, Model, Provider
 from clipedit.domain.url_policy import RESULT_HOSTS, UrlPolicy
 
@@ -94,6 +95,9 @@ class Settings:
     # Wake-ups of gate-waiting jobs travel on their own queue so they never wait behind an upload
     # backlog on the intake queue (unset: they go on the intake queue).
     wake_queue_url: str | None = None
+    # Prices per provider/model/mode per output second (clipedit.domain.pricing), list prices
+    # unless the stack's PriceOverrides parameter (JSON) says otherwise.
+    prices: PriceTable = field(default_factory=PriceTable)
 
     @property
     def backpressure(self) -> BackpressureSettings:
@@ -187,6 +191,13 @@ class Settings:
                 problems.append(f"{name} must end with '/', got {value!r}")
             return value
 
+        def price_table(name: str) -> PriceTable:
+            try:
+                return PriceTable.from_json(env.get(name, ""))
+            except ConfigError as error:
+                problems.append(error.message)
+                return PriceTable()
+
         settings = cls(
             jobs_table=required("JOBS_TABLE"),
             inbox_bucket=required("INBOX_BUCKET"),
@@ -235,6 +246,7 @@ class Settings:
             prepared_prefix=prefix("PREPARED_PREFIX", "prepared/"),
             max_clip_seconds=integer("MAX_CLIP_SECONDS", 120, 11, 600),
             wake_queue_url=env.get("WAKE_QUEUE_URL", "").strip() or None,
+            prices=price_table("PRICE_OVERRIDES"),
         )
         problems += poller_limits(settings.poll_interval_seconds, settings.job_deadline_seconds,
                                   integer("EXECUTION_TIMEOUT_SECONDS", 0, 0, 365 * 86400))

@@ -348,6 +348,7 @@ class Container:
                 incoming_prefix=s.incoming_prefix,
                 output_prefix=s.output_prefix,
                 lease_seconds=s.finalize_lease_seconds,
+                prices=s.prices,
             ),
             signal=self.poller_signal,
         )
@@ -378,6 +379,25 @@ class Container:
     @cached_property
     def retry_job(self) -> RetryJob:
         return RetryJob(jobs=self.jobs, queue=self.queue, recorder=self.recorder, clock=SystemClock())
+
+    @cached_property
+    def review_job(self):  # type: ignore[no-untyped-def]
+        from clipedit.usecases.review import ReviewJob
+
+        return ReviewJob(jobs=self.jobs, events=self.events, clock=SystemClock())
+
+    @cached_property
+    def revise_job(self):  # type: ignore[no-untyped-def]
+        from clipedit.usecases.review import ReviseJob
+
+        return ReviseJob(jobs=self.jobs, queue=self.queue, recorder=self.recorder, clock=SystemClock())
+
+    @cached_property
+    def plan_batch(self):  # type: ignore[no-untyped-def]
+        from clipedit.usecases.plan import PlanBatch
+
+        return PlanBatch(intake=self.intake, inspector=self.inspector, prices=self.settings.prices,
+                         inbox_bucket=self.settings.inbox_bucket, max_clip_seconds=self.settings.max_clip_seconds)
 
     @cached_property
     def submit_manifest(self) -> SubmitManifest:

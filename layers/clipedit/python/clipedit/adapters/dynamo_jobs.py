@@ -151,13 +151,18 @@ class DynamoJobStore:
         return _from_item(response["Attributes"])
 
     def set_fields(self, job_id: str, *, expected: JobStatus, fields: Mapping[str, Any]) -> bool:
+        """A None value removes the field (a review without a note clears the previous note)."""
         names = {"#status": "status", **{f"#f{i}": name for i, name in enumerate(fields)}}
         values = {":expected": {"S": expected.value},
-                  **{f":f{i}": _serializer.serialize(_dynamo_value(v)) for i, v in enumerate(fields.values())}}
+                  **{f":f{i}": _serializer.serialize(_dynamo_value(v))
+                     for i, v in enumerate(fields.values()) if v is not None}}
+        sets = [f"#f{i} = :f{i}" for i, v in enumerate(fields.values()) if v is not None]
+        removes = [f"#f{i}" for i, v in enumerate(fields.values()) if v is None]
+        expression = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
             self._client.update_item(
                 TableName=self._table, Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+                UpdateExpression=expression.strip(),
                 ConditionExpression="#status = :expected",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
             )

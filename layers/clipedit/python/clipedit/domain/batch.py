@@ -9,6 +9,7 @@ and is kept on the job as a tag (e.g. ``sku``).
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -46,12 +47,24 @@ def _row_from_fields(row: int, line: int, fields: dict[str, Any], *, csv_cells: 
                 manifest[name] = value
             elif name == "variants":
                 raise SpecError(f"line {line}: batch rows cannot have variants; put them in a preset", code="INVALID_BATCH")
+            elif near := _misspelled_field(str(name)):
+                raise SpecError(f"line {line}: unknown column {name!r}; did you mean {near!r}? (a column that is "
+                                "not a spec field is a variable for {placeholders}, and none may look like a "
+                                "misspelt field)", code="UNKNOWN_COLUMN")
             else:
                 result.variables[str(name)] = value if isinstance(value, str) else json.dumps(value)
         result.layer = parse_manifest(manifest, where=f"line {line}")
     except SpecError as error:
         result.error = error
     return result
+
+
+def _misspelled_field(name: str) -> str | None:
+    """The spec field a column name is a near miss of (``Prompt``, ``promt``, ``keep-audio``): such a
+    column would silently become a variable and the row run without the value meant for the field."""
+    candidates = difflib.get_close_matches(name.strip().lower().replace("-", "_"), sorted(ROW_FIELDS), n=1,
+                                           cutoff=0.8)
+    return candidates[0] if candidates else None
 
 
 def _csv_value(name: str, value: str, line: int) -> Any:

@@ -28,6 +28,7 @@ SPEC = CodeSection("The request", "REJECTED at intake; the provider is never cal
     "INVALID_KEEP_AUDIO": "`keep-audio`/`keep_audio` is not a boolean (true/false, yes/no, 1/0)",
     "INVALID_TYPE": "a field has a type it cannot have (a list where a string goes, ...)",
     "UNKNOWN_FIELD": "a manifest, preset, variant or element names a field that does not exist",
+    "UNKNOWN_COLUMN": "a batch column that is not a spec field and looks like a misspelt one (the message names the field meant)",
     "UNKNOWN_REFERENCE": "the prompt says `@Image3` with two images, `@Element2` with one element, or `@Video2`",
     "TOO_MANY_REFERENCES": "images + elements > 4 (the provider's limit with a reference video)",
     "ELEMENT_WITHOUT_FRONTAL": "an element without a frontal image",
@@ -97,6 +98,9 @@ PREPARE = CodeSection("Platform variants and preparation", "REJECTED before any 
     "INVALID_SHOT_TYPE": "`shot_type` is not `customize` or `intelligence`",
     "SHOT_TYPE_NOT_APPLICABLE": "`shot_type` outside video-reference mode",
     "SHOT_TYPE_NOT_SUPPORTED": "`shot_type` on a provider/model that does not document it (only fal's O3)",
+    "INVALID_OVERLAP": "`overlap` is not seconds in the allowed range (a long clip's crossfade seam)",
+    "LONG_CLIP_NOT_APPLICABLE": "`long_clip: segment` in video-reference mode, where the clip only guides one new shot",
+    "CLIP_OVER_MAX_SECONDS": "a long clip over the stack's `MaxClipSeconds` (set `trim` to edit a part of it)",
 })
 
 URLS = CodeSection("Fetching URLs", "REJECTED (a reference) or FAILED (a provider's result URL)", {
@@ -121,6 +125,9 @@ AFTER_SUBMISSION = CodeSection("After submission", "FAILED or TIMED_OUT", {
     "POLLER_GAVE_UP": "TIMED_OUT: the poller execution ended (`ExecutionTimeoutSeconds`) before the job did",
     "PROVIDER_BUSY_TOO_LONG": "TIMED_OUT: not accepted by the provider within `MaxQueueWaitSeconds`; the message says what it waited for",
     "CANCELLED": "CANCELLED on request (`clipedit cancel`); the reason given is the message",
+    "PART_FAILED": "a long clip's part ended without an output; the message names the part (`clipedit retry` re-edits only the failed parts)",
+    "STITCH_FAILED": "a long clip's edited parts could not be stitched back together",
+    "STITCH_NOT_CONFIGURED": "a long clip's parts are done but the stack has no prepare step to stitch them",
 })
 
 PROVIDER_CALLS = CodeSection("Provider calls that did not get an answer", "QUEUED while retried; FAILED if they persist", {
@@ -146,6 +153,10 @@ COMMANDS = CodeSection("Commands and the status API", "an answer to the caller; 
     "JOB_ALREADY_FINISHED": "`clipedit cancel` of a finished job",
     "JOB_NOT_READY": "`clipedit cancel` of a job still being checked (RECEIVED): try again in a moment",
     "JOB_MOVED_ON": "`clipedit cancel` raced another status change",
+    "INVALID_REVIEW": "`POST /jobs/{id}/review`: not an object, `review_status` not `approved`/`rejected`, another field, or a note that is not text (400)",
+    "REVIEW_NOTE_TOO_LONG": "`POST /jobs/{id}/review`: a note over 2,000 characters (400)",
+    "NOT_REVIEWABLE": "`POST /jobs/{id}/review` of a job that is not SUCCEEDED: there is nothing to review (409)",
+    "INVALID_BATCH_FILE": "`clipedit batch --plan` or the review page's plan: a file that is not a UTF-8 `.csv`/`.jsonl` catalog",
 })
 
 INTERNAL = CodeSection("Inside the pipeline", "logged; never a job's final code", {

@@ -95,6 +95,9 @@ class Job:
     output_size: int | None = None
     output_duration_seconds: float | None = None
     provider_units: str | None = None
+    # What the edit cost in USD, and where the figure comes from (clipedit.domain.pricing).
+    cost_usd: float | None = None
+    cost_source: str | None = None
     error_code: str | None = None
     error_message: str | None = None
     # While QUEUED: why the job is waiting and when it is tried next (backpressure, elements), and
@@ -120,6 +123,11 @@ class Job:
     # before the edit (the plan, its status, the prepared clip's key and facts).
     framing: dict[str, Any] | None = None
     prepare: dict[str, Any] | None = None
+    # A person's verdict on the output (clipedit.domain.review): approved or rejected, why, when, who.
+    review_status: str | None = None
+    review_note: str | None = None
+    reviewed_at: str | None = None
+    reviewed_by: str | None = None
     status_history: list[dict[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import hmac
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from clipedit.domain.errors import ClipeditError, ProviderError, UrlRejected, WebhookRejected
 from clipedit.domain.job import Job, JobStatus
 from clipedit.domain.keys import output_key_for
+from clipedit.domain.pricing import PriceTable
 from clipedit.ports import (
     CallbackVerifier,
     Clock,
@@ -51,6 +52,7 @@ class FinalizeSettings:
     incoming_prefix: str
     output_prefix: str
     lease_seconds: int = FINALIZE_LEASE_SECONDS
+    prices: PriceTable = field(default_factory=PriceTable)
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,10 @@ class FinalizeJob:
             # memory) runs no cleanup at all; the lease expiring lets the poller take over then.
             self._jobs.release_lease(job.job_id, owner=owner)
             raise
+        cost = self._settings.prices.actual(
+            provider=job.provider, model=job.model or "o3", mode=job.mode or "pro",
+            seconds=task.duration_seconds or (job.video_facts or {}).get("duration_seconds"),
+            provider_units=task.units)
         updated = self._jobs.transition(
             job.job_id,
             JobStatus.SUCCEEDED,
@@ -297,6 +303,8 @@ class FinalizeJob:
                 "output_size": size,
                 "output_duration_seconds": task.duration_seconds,
                 "provider_units": task.units,
+                "cost_usd": cost.usd if cost else None,
+                "cost_source": cost.source if cost else None,
                 "finished_at": iso(self._clock.now()),
                 "finalized_by": source,
             },

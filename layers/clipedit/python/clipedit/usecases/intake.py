@@ -15,7 +15,7 @@ from __future__ import annotations
 import email.header
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from clipedit.domain.batch import BatchRow, parse_batch
 from clipedit.domain.errors import SpecError
@@ -242,20 +242,8 @@ class Intake:
             return IntakeResult("batch", detail="already expanded")
         try:
             meta_layer, extra = metadata_layer(self._head_metadata(upload.ref))
-            batch_preset = extra.get("preset")
-            presets: dict[str, dict[str, Any]] = {}
-
-            def preset(name: str | None) -> dict[str, Any]:
-                if not name:
-                    return {}
-                if name not in presets:
-                    presets[name] = self._preset(name)
-                return presets[name]
-
-            preset(batch_preset)  # a missing batch-level preset fails the whole batch, once
-            rows = []
-            for row in parse_batch(upload.key, self._documents.iter_lines(upload.ref)):
-                rows.append(self._row_job(batch_id, upload, row, meta_layer, batch_preset, preset))
+            rows = self.batch_rows(batch_id, upload, self._documents.iter_lines(upload.ref), meta_layer,
+                                   extra.get("preset"))
         except SpecError as error:
             # The file as a whole is unusable (header, encoding, size): one REJECTED job says why.
             self._create_rejected(job_id_for(upload.bucket, upload.key, upload.version), upload, error)
@@ -276,6 +264,26 @@ class Intake:
         ]
         self._queue.send_all(messages)
         return IntakeResult("batch", detail=f"{len(rows)} rows in {chunks} chunks")
+
+    def batch_rows(self, batch_id: str, upload: UploadedObject, lines: Iterable[str], meta_layer: dict[str, Any],
+                   batch_preset: str | None) -> list[dict[str, Any]]:
+        """Each row as the fields of its job (RECEIVED, or REJECTED with its code); creates nothing.
+        Also what ``clipedit batch --plan`` judges rows with. SpecError: the file as a whole is unusable."""
+        presets: dict[str, dict[str, Any]] = {}
+
+        def preset(name: str | None) -> dict[str, Any]:
+            if not name:
+                return {}
+            if name not in presets:
+                presets[name] = self._preset(name)
+            return presets[name]
+
+        preset(batch_preset)  # a missing batch-level preset fails the whole batch, once
+        return [self._row_job(batch_id, upload, row, meta_layer, batch_preset, preset)
+                for row in parse_batch(upload.key, lines)]
+
+    def job_from_fields(self, fields: Mapping[str, Any]) -> Job:
+        return self._job_from_fields(fields)
 
     def _row_job(self, batch_id: str, upload: UploadedObject, row: BatchRow, meta_layer: dict[str, Any],
                  batch_preset: str | None, preset: Callable[[str | None], dict[str, Any]]) -> dict[str, Any]:

@@ -89,6 +89,18 @@ def parse_status(value: str | None) -> JobStatus | None:
         raise InvalidQuery(f"status must be one of {allowed}; got {value!r}") from None
 
 
+REVIEW_FILTERS = ("approved", "rejected", "unreviewed")
+
+
+def parse_review_filter(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    text = value.strip().lower()
+    if text not in REVIEW_FILTERS:
+        raise InvalidQuery(f"review_status must be one of {', '.join(REVIEW_FILTERS)}; got {value!r}")
+    return text
+
+
 def parse_limit(value: str | int | None) -> int:
     if value is None or value == "":
         return DEFAULT_PAGE_SIZE
@@ -134,7 +146,21 @@ class JobQueries:
         return public_batch(batch)
 
     def list(self, *, status: str | None = None, batch: str | None = None, since: str | None = None,
-             limit: str | int | None = None, cursor: str | None = None) -> JobPage:
+             limit: str | int | None = None, cursor: str | None = None, review_status: str | None = None) -> JobPage:
+        """``review_status`` (approved, rejected, unreviewed) narrows SUCCEEDED jobs; it is not an
+        index, so its pages are the index's pages filtered and may come back short (follow ``next``)."""
+        review = parse_review_filter(review_status)
+        if review is None:
+            return self._list(status=status, batch=batch, since=since, limit=limit, cursor=cursor)
+        if status and parse_status(status) != JobStatus.SUCCEEDED:
+            raise InvalidQuery("review_status filters SUCCEEDED jobs (only they can be reviewed); drop status or use "
+                               "SUCCEEDED")
+        page = self._list(status=JobStatus.SUCCEEDED.value, batch=batch, since=since, limit=limit, cursor=cursor)
+        wanted = None if review == "unreviewed" else review
+        return JobPage([j for j in page.jobs if j.review_status == wanted], page.next_cursor)
+
+    def _list(self, *, status: str | None, batch: str | None, since: str | None, limit: str | int | None,
+              cursor: str | None) -> JobPage:
         wanted = parse_status(status)
         page_size = parse_limit(limit)
         since_iso = parse_since(since, now=self._now())

@@ -92,6 +92,65 @@ def stored_ref(value: Any) -> MediaRef:
     return MediaRef(url=value)
 
 
+def all_images(job: Job) -> list[str]:
+    images = list(job.image_urls or [])
+    for element in job.elements or []:
+        images += [element["frontal"], *element["references"]]
+    return images
+
+
+@dataclass(frozen=True)
+class CheckedMedia:
+    """What the checks before any money is spent found: the clip's facts, and either the prepare
+    plan its framing needs (or None), or, for a long clip edited in parts, the segment request."""
+    facts: Any
+    framing: Any
+    limits: Any
+    plan: Any = None
+    segment: SegmentRequest | None = None
+
+    @property
+    def billed_seconds(self) -> float:
+        """The output seconds the provider bills: every part (overlaps included) of a long clip,
+        ``duration`` in reference mode, the clip after a trim otherwise."""
+        if self.segment is not None:
+            return float(estimate_cost(plan_parts(self.segment, self.framing, self.limits), mode="pro").billed_seconds)
+        if getattr(self.framing, "video_mode", None) == "reference" and getattr(self.framing, "duration", None):
+            return float(self.framing.duration)
+        if self.plan is not None and self.plan.duration_hint is not None:
+            return float(self.plan.duration_hint)
+        return float(self.facts.duration_seconds)
+
+
+def check_media(inspector: MediaInspector, job: Job, *, max_clip_seconds: int) -> CheckedMedia:
+    """The checks made before any money is spent: a ranged-read probe of the clip against the
+    model's limits, the long-clip decision, the prepare plan its framing needs, every reference
+    image. Raises MediaRejected / SpecError with the code users see. Shared by submit and by
+    ``clipedit batch --plan``, so a plan judges a row as the pipeline will."""
+    limits = limits_for(job.model or "o3")
+    video = stored_ref(job.video_ref) if job.video_ref else MediaRef(
+        bucket=job.input_bucket, key=job.input_key, version_id=job.input_version_id)
+    if job.input_size and not job.video_ref:
+        check_size_before_probe(job.input_size, limits)  # a 5 GB upload is refused unread
+    facts = inspector.video(video)
+    framing = framing_from_record(job.framing)
+    decided = decide_long_clip(facts, framing, limits, max_clip_seconds=max_clip_seconds, mode=job.mode or "pro")
+    if isinstance(decided, SegmentRequest):
+        check_first_part(facts, framing, limits, decided, keep_audio=job.keep_audio is not False)
+        checked = CheckedMedia(facts, framing, limits, segment=decided)
+    else:
+        checked = CheckedMedia(facts, decided, limits,
+                               plan=plan_prepare(facts, decided, limits, keep_audio=job.keep_audio is not False))
+    for image in all_images(job):
+        try:
+            check_image(inspector.image(stored_ref(image)), limits)
+        except MediaRejected as problem:
+            # Name the reference without its query string: a signed URL must not reach the record.
+            where = image.split("?", 1)[0] if image.startswith("https://") else image
+            raise MediaRejected(f"{where}: {problem.message}", code=problem.code) from None
+    return checked
+
+
 class SubmitJob:
     def __init__(
         self,
@@ -158,35 +217,16 @@ class SubmitJob:
     # --- checks before any money is spent ----------------------------------------------------
 
     def _validate_media(self, job: Job) -> Job:
-        limits = limits_for(job.model or "o3")
         try:
-            video = stored_ref(job.video_ref) if job.video_ref else MediaRef(
-                bucket=job.input_bucket, key=job.input_key, version_id=job.input_version_id)
-            if job.input_size and not job.video_ref:
-                check_size_before_probe(job.input_size, limits)  # a 5 GB upload is refused unread
-            facts = self._inspector.video(video)
-            framing = framing_from_record(job.framing)
-            decided = decide_long_clip(facts, framing, limits, max_clip_seconds=self._settings.max_clip_seconds,
-                                       mode=job.mode or "pro")
-            if isinstance(decided, SegmentRequest):
-                check_first_part(facts, framing, limits, decided, keep_audio=job.keep_audio is not False)
-                plan = None
-            else:
-                plan = plan_prepare(facts, decided, limits, keep_audio=job.keep_audio is not False)
-            for index, image in enumerate(self._all_images(job)):
-                try:
-                    check_image(self._inspector.image(stored_ref(image)), limits)
-                except MediaRejected as problem:
-                    # Name the reference without its query string: a signed URL must not reach the record.
-                    where = image.split("?", 1)[0] if image.startswith("https://") else image
-                    raise MediaRejected(f"{where}: {problem.message}", code=problem.code) from None
+            checked = check_media(self._inspector, job, max_clip_seconds=self._settings.max_clip_seconds)
         except (MediaRejected, SpecError) as problem:
             return self._move(job, JobStatus.REJECTED, error_code=problem.code, error_message=problem.message,
                               finished_at=iso(self._clock.now()))
-        prepare = {"status": "pending", "plan": plan_to_record(plan)} if plan else None
+        facts = checked.facts
+        prepare = {"status": "pending", "plan": plan_to_record(checked.plan)} if checked.plan else None
         long_clip: dict[str, object] = {}
-        if isinstance(decided, SegmentRequest):
-            prepare, long_clip = self._segment_fields(job, decided, framing, limits)
+        if checked.segment is not None:
+            prepare, long_clip = self._segment_fields(job, checked.segment, checked.framing, checked.limits)
         return self._move(job, JobStatus.QUEUED, input_size=job.input_size, prepare=prepare, **long_clip, video_facts={
             "container": facts.container, "duration_seconds": round(facts.duration_seconds, 3),
             "width": facts.width, "height": facts.height, "fps": round(facts.fps, 3),
@@ -226,10 +266,7 @@ class SubmitJob:
 
     @staticmethod
     def _all_images(job: Job) -> list[str]:
-        images = list(job.image_urls or [])
-        for element in job.elements or []:
-            images += [element["frontal"], *element["references"]]
-        return images
+        return all_images(job)
 
     # --- elements (Kling's library) -----------------------------------------------------------
 
