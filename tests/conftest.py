@@ -50,6 +50,39 @@ def client(stack):
     return LocalClient(stack.info)
 
 
+@pytest.fixture
+def moto_s3(monkeypatch):
+    """An S3 client on a moto server of the test's own; the buckets the test makes are removed after.
+
+    Not moto's in-process ``mock_aws``: it resets every moto backend when it starts and stops,
+    which wipes the buckets of a local stack another test module left running in this worker
+    (pytest-xdist interleaves modules), and it would intercept that stack's handler threads too.
+    moto's backends are per process, so what the test makes is emptied and deleted afterwards."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    client = boto3.client("s3", region_name="us-east-1", endpoint_url=f"http://{host}:{port}")
+    before = {b["Name"] for b in client.list_buckets()["Buckets"]}
+    try:
+        yield client
+    finally:
+        for bucket in {b["Name"] for b in client.list_buckets()["Buckets"]} - before:
+            for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+                client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            listing = client.list_object_versions(Bucket=bucket)
+            for item in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+            client.delete_bucket(Bucket=bucket)
+        server.stop()
+
+
 def set_knobs(emulator, **changes) -> None:
     emulator.settings = dataclasses.replace(emulator.settings, **changes)
 

@@ -1,12 +1,10 @@
-"""The streaming multipart upload against moto (in-process): content, parts, and nothing left on failure."""
+"""The streaming multipart upload against moto (a server of the test's own): content, parts, and nothing left on failure."""
 
 from __future__ import annotations
 
 import hashlib
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from clipedit.adapters.s3_storage import S3ObjectStore
 
@@ -14,15 +12,9 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def s3(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="out")
-        yield client
+def s3(moto_s3):
+    moto_s3.create_bucket(Bucket="out")
+    return moto_s3
 
 
 def chunks(total: int, size: int = 300_000):
