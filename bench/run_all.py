@@ -4,10 +4,12 @@ Each benchmark runs in its own subprocess (one crashing does not stop the others
 ``bench/results/<name>.json``; this script then prints the machine, every row (benchmark, figure,
 baseline, ratio, target, met?) and each benchmark's notes, and writes everything to
 ``bench/results/latest.json``. ``--quick`` is a smoke run (copy 10 MB only, 50 uploads, T=2 s...)
-and leaves out the load run (``--only load --quick`` runs it with 100 uploads).
+and leaves out the load and catalog runs (``--only load --quick`` runs the load with 100 uploads,
+``--only catalog --quick`` the catalog with 1,000 rows).
 
 Exit status: 0 when every benchmark ran (missed targets are results, not errors), 1 otherwise. The
-load run exits 1 when a job was lost or duplicated: its rows are still shown, and the run counts as
+load and catalog runs exit 1 when a job was lost or duplicated (the catalog also when its results
+file is wrong): its rows are still shown, and the run counts as
 failed.
 """
 
@@ -36,9 +38,10 @@ BENCHMARKS = (
     ("prepare", "6 prepare step (issue 12): PyAV crop/scale/encode vs the ffmpeg command line, peak RSS"),
     ("stitch", "7 stitch step (issue 13): PyAV stitch of a 60 s 1080p result vs ffmpeg concat/xfade, peak RSS"),
     ("callback", "8 callback response (issue 15): verify, re-fetch, note done, resume the poller vs the copy on the request path"),
+    ("catalog", "16 catalog (issue 16): a 10,000-row catalog end to end, its results file, the expansion's memory"),
 )
-TIMEOUTS = {"orchestration": 900, "output_copy": 1800, "cold_start": 900, "throughput": 2400, "cost": 900, "load": 2400, "prepare": 900, "stitch": 2400, "callback": 900}
-NOT_IN_QUICK = {"load"}  # minutes even when small; the throughput smoke run covers the same path
+TIMEOUTS = {"orchestration": 900, "output_copy": 1800, "cold_start": 900, "throughput": 2400, "cost": 900, "load": 2400, "prepare": 900, "stitch": 2400, "callback": 900, "catalog": 7200}
+NOT_IN_QUICK = {"load", "catalog"}  # minutes even when small; the throughput smoke run covers the same path
 
 
 def run(name: str, quick: bool, results: Path, extra: list[str]) -> dict[str, Any]:
