@@ -4,7 +4,8 @@ Setup, as ``bench/load.py``: the local stack (moto server, the real handlers in-
 state machine, the Kling emulator) with ``ProviderConcurrencyLimit`` = G (``--gate``, default 20)
 and the emulator's account limit at 4 x G, so only our gate holds concurrency; the emulator renders
 by copying (``CLIPEDIT_EMULATOR_RENDER=copy``) and processes each task for ``--processing`` s
-(default 0.05); submit concurrency, poll interval and every backpressure wait are the template's.
+(default 0.05); submit concurrency, poll interval, intake visibility timeout and every
+backpressure wait are the template's.
 
 The catalog: ``--clips`` (default 20) small valid clips made with PyAV (one clip, each copy made
 distinct by a trailing MP4 ``free`` box) are put in the inbox under ``media/catalog/``; rows SHARE
@@ -171,6 +172,20 @@ def expand_alone(data: bytes, bucket: str, output_prefix: str, *, trace: bool) -
             "message_bytes": sum(len(t) for t in queue.texts), "tracemalloc_peak_bytes": peak}
 
 
+def expansion_alone_figures(data: bytes, rows: int, output_prefix: str) -> dict[str, Any]:
+    bucket = "clipedit-bench-catalog-inbox"  # any name: nothing is read or written
+    traced = expand_alone(data, bucket, output_prefix, trace=True)
+    alone = expand_alone(data, bucket, output_prefix, trace=False)  # timed second: warm, and untraced
+    if alone["rows"] != rows or traced["rows"] != rows:
+        raise RuntimeError(f"the expansion alone read {alone['rows']} rows, not {rows}: {alone['detail']}")
+    figures = {"expand_alone_s": round(alone["seconds"], 3), "expand_alone_rows_per_s": round(rows / alone["seconds"], 1),
+               "expand_alone_messages": alone["messages"], "expand_alone_message_bytes": alone["message_bytes"],
+               "expand_alone_tracemalloc_peak_mb": round(traced["tracemalloc_peak_bytes"] / 2**20, 2)}
+    say(f"  expansion alone: {rows} rows in {alone['seconds']:.2f} s ({figures['expand_alone_rows_per_s']} rows/s), "
+        f"{alone['messages']} messages; tracemalloc peak {figures['expand_alone_tracemalloc_peak_mb']} MB")
+    return figures
+
+
 # --- in the pipeline: wraps ------------------------------------------------------------------------
 
 
@@ -185,7 +200,8 @@ class ExpansionRecorder:
         self._cls = intake.Intake
         self._batch, self._expand = self._cls._batch, self._cls.expand_chunk
         self.batch_calls: list[dict[str, Any]] = []
-        self.chunks: list[tuple[float, float, int]] = []
+        self.chunks: list[tuple[float, float, int]] = []  # (start, end, rows) of every expand_chunk call
+        self.chunk_ids: list[tuple[str, int]] = []  # (batch id, chunk) of every call: a repeat is a re-expansion
         self._lock = threading.Lock()
         recorder = self
 
@@ -206,6 +222,7 @@ class ExpansionRecorder:
             ids = recorder._expand(intake_, message)
             with recorder._lock:
                 recorder.chunks.append((started, time.time(), len(message.get("jobs", []))))
+                recorder.chunk_ids.append((str(message.get("batch_id")), int(message.get("chunk", -1))))
             return ids
 
         self._cls._batch, self._cls.expand_chunk = _batch, expand_chunk
@@ -380,27 +397,23 @@ def run(args: argparse.Namespace, clip: bytes, work: Path, output_prefix: str) -
     overrides = {"CLIPEDIT_EMULATOR_PROCESSING_SECONDS": str(args.processing),
                  "CLIPEDIT_EMULATOR_CONCURRENCY": str(args.provider_limit), "CLIPEDIT_EMULATOR_SEED": str(args.seed)}
     notes = [use_copy_render(overrides)]
-    stack = local_stack("bench-catalog", work / "state", submit_max_concurrency=args.submit_max_concurrency,
-                        emulator_overrides=overrides, parameter_overrides={"ProviderConcurrencyLimit": str(args.gate)})
+    data = catalog_csv(args.rows, args.clips)
+    # First baseline and the expansion's memory: the use case alone on the same bytes, timed, then
+    # traced, BEFORE the stack starts (tracemalloc counts every thread's allocations, and moto's
+    # and the dispatchers' threads would otherwise land in the peak).
+    alone = expansion_alone_figures(data, args.rows, output_prefix)
+    stack = local_stack("bench-catalog", work / "state", poll_interval_seconds=args.poll_interval,
+                        submit_max_concurrency=args.submit_max_concurrency,
+                        visibility_timeout_seconds=args.visibility_timeout, emulator_overrides=overrides,
+                        parameter_overrides={"ProviderConcurrencyLimit": str(args.gate)})
     stack.start()
     try:
         client = LocalClient(stack.info)
         inbox = stack.info["inbox_bucket"]
-        data = catalog_csv(args.rows, args.clips)
         out: dict[str, Any] = {"notes": notes, "catalog_bytes": len(data)}
 
-        # Baselines, same process, same machine: the expansion alone (timed, then traced), and moto
-        # S3 storing as many small objects as the rows' outputs.
-        alone = expand_alone(data, inbox, output_prefix, trace=False)
-        traced = expand_alone(data, inbox, output_prefix, trace=True)
-        if alone["rows"] != args.rows or traced["rows"] != args.rows:
-            raise RuntimeError(f"the expansion alone read {alone['rows']} rows, not {args.rows}: {alone['detail']}")
-        out.update({"expand_alone_s": round(alone["seconds"], 3),
-                    "expand_alone_rows_per_s": round(args.rows / alone["seconds"], 1),
-                    "expand_alone_messages": alone["messages"], "expand_alone_message_bytes": alone["message_bytes"],
-                    "expand_alone_tracemalloc_peak_mb": round(traced["tracemalloc_peak_bytes"] / 2**20, 2)})
-        say(f"  expansion alone: {args.rows} rows in {alone['seconds']:.2f} s ({out['expand_alone_rows_per_s']} rows/s), "
-            f"{alone['messages']} messages; tracemalloc peak {out['expand_alone_tracemalloc_peak_mb']} MB")
+        out.update(alone)
+        # Second baseline: moto S3 storing as many small objects as the rows' outputs.
         baseline_bucket = f"clipedit-{stack.options.name}-baseline"
         client.s3.create_bucket(Bucket=baseline_bucket)
         stored_s = store_small_objects(client.s3, baseline_bucket, clip_body(clip, 0), args.rows, args.upload_threads)
@@ -447,7 +460,8 @@ def run(args: argparse.Namespace, clip: bytes, work: Path, output_prefix: str) -
                         break
             if now - last_report >= 10:
                 last_report = now
-                say(f"    {seen_terminal}/{args.rows} terminal events, {len(expansion.chunks)} chunks expanded "
+                say(f"    {seen_terminal}/{args.rows} terminal events, {len(set(expansion.chunk_ids))} chunks expanded "
+                    f"({len(expansion.chunk_ids)} expand calls) "
                     f"after {time.time() - t0:.0f} s")
             if now > deadline:
                 timed_out = True
@@ -468,6 +482,8 @@ def run(args: argparse.Namespace, clip: bytes, work: Path, output_prefix: str) -
         versions = output_versions_by_key(client, stack.info["outputs_bucket"])
         expected_output = {i: f"{output_prefix}catalog/{sku_for(i)}.mp4" for i in row_ids}
         statuses: Counter[str] = Counter()
+        finalized_by: Counter[str] = Counter()
+        slow_rows: list[dict[str, Any]] = []  # SUBMITTED -> terminal longer than half the poll interval
         terminal_at: list[float] = []
         lost = duplicated = 0
         lost_examples: list[dict[str, Any]] = []
@@ -484,6 +500,11 @@ def run(args: argparse.Namespace, clip: bytes, work: Path, output_prefix: str) -
                 continue
             history = [h["status"] for h in job["status_history"]]
             terminal_at.append(max(iso_to_epoch(h["at"]) for h in job["status_history"] if h["status"] == status))
+            finalized_by[str(job.get("finalized_by"))] += 1
+            at = {h["status"]: iso_to_epoch(h["at"]) for h in job["status_history"]}
+            if "SUBMITTED" in at and terminal_at[-1] - at["SUBMITTED"] > args.poll_interval / 2:
+                slow_rows.append({"row": row_number, "job_id": job_id, "finalized_by": job.get("finalized_by"),
+                                  "submitted_to_terminal_s": round(terminal_at[-1] - at["SUBMITTED"], 1)})
             reasons = []
             if tasks_per_job.get(job_id, 0) > 1:
                 reasons.append(f"{tasks_per_job[job_id]} provider tasks")
@@ -544,10 +565,12 @@ def run(args: argparse.Namespace, clip: bytes, work: Path, output_prefix: str) -
             "expansion_call_s": round(call["end"] - call["start"], 3) if call else None,
             "expansion_rss_growth_mb": round((call["hwm_kb"] - call["rss_before_kb"]) / 1024, 1)
             if call and call["hwm_reset"] else None,
-            "chunks_expanded": len(expansion.chunks), "chunk_rows": chunk_rows,
+            "chunks_expanded": len({c for b, c in expansion.chunk_ids if b == batch_id}),
+            "chunk_expand_calls": sum(1 for b, _ in expansion.chunk_ids if b == batch_id), "chunk_rows": chunk_rows,
             "upload_to_last_chunk_expanded_s": round(max(e for _, e, _ in expansion.chunks) - t0, 2)
             if expansion.chunks else None,
-            "statuses": dict(statuses), "lost": lost, "duplicated": duplicated,
+            "statuses": dict(statuses), "finalized_by": dict(finalized_by),
+            "rows_waiting_a_poll_interval": len(slow_rows), "slow_row_examples": slow_rows[:5], "lost": lost, "duplicated": duplicated,
             "lost_examples": lost_examples, "duplicated_examples": duplicated_examples,
             "rows_wrong": len(wrong), "wrong_examples": wrong[:5],
             "provider_tasks": len(tasks), "rows_with_one_task": sum(1 for j in expected_ids if tasks_per_job.get(j) == 1),
@@ -586,6 +609,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processing", type=float, default=0.05, help="the emulator's processing time per task (s)")
     parser.add_argument("--submit-max-concurrency", type=int, default=facts["submit_max_concurrency"],
                         help=f"submit concurrency (default: the template's {facts['submit_max_concurrency']})")
+    parser.add_argument("--poll-interval", type=int, default=facts["poll_interval_seconds"],
+                        help=f"poller interval (default: the template's {facts['poll_interval_seconds']} s)")
+    parser.add_argument("--visibility-timeout", type=int, default=facts["intake_visibility_timeout_s"],
+                        help=f"intake visibility timeout (default: the template's {facts['intake_visibility_timeout_s']} s; "
+                             "the local stack's own default, 30 s, lets a slow batch of chunk messages come back "
+                             "and be expanded again)")
     parser.add_argument("--upload-threads", type=int, default=16, help="threads for the S3 baseline")
     parser.add_argument("--rescan", type=float, default=30.0, help="seconds between consistent reads of the batch")
     parser.add_argument("--seed", type=int, default=42)
@@ -604,7 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     sink = LogSink()
     with sink.installed():
         say(f"catalog: {args.rows} rows sharing {args.clips} clips (gate {args.gate}, provider limit "
-            f"{args.provider_limit}, submit concurrency {args.submit_max_concurrency}, processing {args.processing} s)")
+            f"{args.provider_limit}, submit concurrency {args.submit_max_concurrency}, processing {args.processing} s, "
+            f"poll interval {args.poll_interval} s, visibility {args.visibility_timeout} s)")
         r = run(args, clip, work, output_prefix)
     notes = r.pop("notes")
 
@@ -640,10 +670,14 @@ def main(argv: list[str] | None = None) -> int:
     notes.append(f"catalog {r['catalog_bytes']} bytes; expansion alone: {r['expand_alone_s']} s, "
                  f"{r['expand_alone_messages']} messages, {r['expand_alone_message_bytes']} bytes of message text; "
                  f"in the pipeline: {r['expansion_calls']} expansion call(s) of {r['expansion_call_s']} s, started "
-                 f"{r['upload_to_expansion_start_s']} s after the upload; {r['chunks_expanded']} chunks, {r['chunk_rows']} rows")
+                 f"{r['upload_to_expansion_start_s']} s after the upload; {r['chunks_expanded']} chunks expanded "
+                 f"by {r['chunk_expand_calls']} calls (more calls than chunks: a chunk message came back), {r['chunk_rows']} rows")
     notes.append(f"batch record: {r['batch_status']}, total {r['batch_total']}, counts {r['batch_counts']}; "
                  f"{r['batch_completed_events']} Batch Completed event(s); results file written {r['results_file_writes']} time(s); "
                  f"record COMPLETED {r['upload_to_batch_record_completed_s']} s after the upload")
+    notes.append(f"finalized by: {r['finalized_by']}; {r['rows_waiting_a_poll_interval']} rows took more than half "
+                 f"the poll interval ({args.poll_interval} s) from SUBMITTED to terminal, i.e. their callback did not "
+                 f"end the wait: {r['slow_row_examples']}")
     notes.append(f"peak concurrent provider tasks {r['peak_concurrent_provider_tasks']} (gate {args.gate})")
     if r["lost_examples"] or r["duplicated_examples"] or r["wrong_examples"] or r["results_problem_examples"]:
         notes.append(f"lost: {r['lost_examples']}; duplicated: {r['duplicated_examples']}; wrong: {r['wrong_examples']}; "
