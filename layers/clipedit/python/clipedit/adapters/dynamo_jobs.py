@@ -494,13 +494,21 @@ class DynamoBatchStore:
         return True
 
     def batch_jobs(self, batch_id: str) -> Iterator[Job]:
+        """The index is eventually consistent: the rows that ended just before the batch completed
+        may still show their previous status there, so a row it shows as not terminal is read
+        again from the table (consistently) before the results file reports it."""
         paginator = self._client.get_paginator("query")
         for page in paginator.paginate(
             TableName=self._table, IndexName=BY_BATCH_INDEX, KeyConditionExpression="batch_id = :b",
             ExpressionAttributeValues={":b": {"S": batch_id}},
         ):
             for item in page["Items"]:
-                yield _from_item(item)
+                job = _from_item(item)
+                if not job.terminal:
+                    fresh = self._client.get_item(TableName=self._table, Key={"job_id": {"S": job.job_id}},
+                                                  ConsistentRead=True).get("Item")
+                    job = _from_item(fresh) if fresh else job
+                yield job
 
 
 BY_STATUS_INDEX = "by-status"
