@@ -202,6 +202,46 @@ def test_park_after_the_callback_resumes_at_once(world):
     assert _signal(finalize).resumed == ["token-2"]
 
 
+def _queued_with_a_task_in_flight(world, state: TaskState) -> str:
+    """j-2: submit stored its callback token and created the task, but its SUBMITTED write (with
+    the task id) has not landed yet; the task is already in ``state`` at the provider."""
+    finalize, jobs, _, provider, *_rest, clock, _task = world
+    task = provider.submit(__import__("clipedit.ports", fromlist=["EditRequest"]).EditRequest(
+        external_id="j-2", prompt="p", video_url="u", model="o3", mode="pro", keep_audio=True))
+    provider.set_state(task.task_id, state, video_url=RESULT_URL)
+    now = iso(clock.now())
+    jobs.create(Job(job_id="j-2", status=JobStatus.QUEUED, input_bucket="inbox", input_key="incoming/b.mp4",
+                    created_at=now, updated_at=now, callback_token_hash=hash_token("token-j2"),
+                    deadline_at=iso(clock.now() + 600)))
+    return task.task_id
+
+
+def _submitted_write_lands(jobs, task_id: str, now: str) -> None:
+    assert jobs.transition("j-2", JobStatus.SUBMITTED, now=now, fields={"provider_task_id": task_id}) is not None
+
+
+def test_a_callback_that_beats_the_submitted_write_ends_the_first_wait_at_once(world):
+    finalize, jobs, *_rest, clock, _ = world
+    task_id = _queued_with_a_task_in_flight(world, TaskState.SUCCEEDED)
+    outcome = finalize.on_callback("j-2", "token-j2")  # the provider finished before submit wrote SUBMITTED
+    assert outcome.status == "QUEUED" and _signal(finalize).resumed == []
+    _submitted_write_lands(jobs, task_id, iso(clock.now()))
+    finalize.park("j-2", "token-5")
+    assert _signal(finalize).resumed == ["token-5"]  # not a whole poll interval
+    assert finalize.on_poll("j-2").status == "SUCCEEDED"
+    job = jobs.get("j-2")
+    assert job.finalized_by == "callback"
+
+
+def test_an_early_callback_for_a_running_task_leaves_the_wait_to_its_interval(world):
+    finalize, jobs, *_rest, clock, _ = world
+    task_id = _queued_with_a_task_in_flight(world, TaskState.RUNNING)
+    finalize.on_callback("j-2", "token-j2")  # the "submitted" status callback, sent at creation
+    _submitted_write_lands(jobs, task_id, iso(clock.now()))
+    finalize.park("j-2", "token-6")
+    assert _signal(finalize).resumed == []
+
+
 def test_park_on_a_finished_job_resumes_at_once(world):
     finalize, *_ = world
     finalize.expire("j-1", "gave up")

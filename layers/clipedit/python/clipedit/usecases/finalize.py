@@ -43,6 +43,10 @@ from clipedit.usecases.submit import hash_token
 FINALIZE_LEASE_SECONDS = 360
 PROVIDER_DONE = "provider_done_at"  # set by a verified callback that found the task finished
 WAIT_TOKEN = "poll_wait_token"  # the Step Functions task token the poller is waiting on
+# Set by a callback that arrived before submit recorded the task id (the provider finished before
+# the SUBMITTED write) and found, by our external id, the task ended: the poller's first park then
+# checks at once instead of waiting a whole poll interval.
+EARLY_DONE = "provider_done_before_submitted_at"
 log = logging.getLogger(__name__)
 
 
@@ -135,6 +139,10 @@ class FinalizeJob:
                     self._jobs.set_fields(job.job_id, expected=job.status, fields={
                         "callback_rejected": f"{iso(self._clock.now())} {rejected.message}"})
                 raise
+        if job.status == JobStatus.QUEUED and not job.provider_task_id:
+            if self._note_early_done(job):
+                return self._outcome(job)
+            job = self._jobs.get(job_id) or job  # the SUBMITTED write landed meanwhile: as usual
         # No copy on the request path: note "provider done", wake the poller, answer.
         outcome = self._advance(job, source="callback", copy=False)
         if outcome.terminal:  # failed at the provider, or past the deadline: end the wait too
@@ -151,7 +159,7 @@ class FinalizeJob:
             raise JobNotFound(f"no job {job_id}")
         parked = None if job.terminal else self._jobs.mark_running(job_id, {WAIT_TOKEN: token})
         latest = parked or self._jobs.get(job_id) or job
-        if latest.terminal or (parked is not None and parked.extra.get(PROVIDER_DONE)):
+        if latest.terminal or (parked is not None and (parked.extra.get(PROVIDER_DONE) or parked.extra.get(EARLY_DONE))):
             self._resume(token)
         return self._outcome(latest)
 
@@ -159,7 +167,8 @@ class FinalizeJob:
         job = self._jobs.get(job_id)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
-        done_mark = job.extra.get(PROVIDER_DONE)
+        marks = {name: job.extra[name] for name in (PROVIDER_DONE, EARLY_DONE) if job.extra.get(name)}
+        done_mark = bool(marks)
         try:
             # Woken by a callback: the callback's door finishes the job (the copy runs here).
             outcome = self._advance(job, source="callback" if done_mark else "poller")
@@ -173,7 +182,8 @@ class FinalizeJob:
         if done_mark and not outcome.terminal:
             # The copy did not finish (CDN error, another copier's lease): the next park waits a
             # full interval instead of resuming at once. Only this mark: a newer callback's stays.
-            self._jobs.mark_running(job_id, {PROVIDER_DONE: None}, expect={PROVIDER_DONE: done_mark})
+            for name, value in marks.items():
+                self._jobs.mark_running(job_id, {name: None}, expect={name: value})
         return outcome
 
     def expire(self, job_id: str, reason: str) -> FinalizeOutcome:
@@ -228,6 +238,21 @@ class FinalizeJob:
                 self._recorder(moved, job.status.value)
                 job = moved
         return self._outcome(job)
+
+    def _note_early_done(self, job: Job) -> bool:
+        """A callback for a QUEUED job with no task id yet: submit's create call answered but its
+        SUBMITTED write has not landed (bench/catalog.py, 0.05 s of processing: such a row waited
+        the whole 300 s poll interval). True if handled here: the task, looked up by our external
+        id, still runs (nothing to note) or ended (noted for the first park). False if the job
+        moved on meanwhile: the caller reads it again."""
+        provider = self._providers.get(job.provider)
+        try:
+            task = provider.find_by_external_id(job.job_id) if provider is not None else None
+        except ProviderError:
+            return True  # a provider hiccup: the poll interval still backs the wait up
+        if task is None or task.state not in (TaskState.SUCCEEDED, TaskState.FAILED):
+            return True  # nothing to note (fal keeps no external id: its poll interval backs this up)
+        return self._jobs.set_fields(job.job_id, expected=job.status, fields={EARLY_DONE: iso(self._clock.now())})
 
     def _note_done(self, job: Job) -> FinalizeOutcome:
         noted = self._jobs.mark_running(job.job_id, {PROVIDER_DONE: iso(self._clock.now())})
