@@ -3,6 +3,7 @@ emulator) for the integration and e2e suites, and realistic sample clips."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -59,6 +60,30 @@ def moto_s3(monkeypatch):
     (pytest-xdist interleaves modules), and it would intercept that stack's handler threads too.
     moto's backends are per process, so what the test makes is emptied and deleted afterwards."""
     import boto3
+
+    with _moto_server(monkeypatch) as endpoint:
+        client = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint)
+        yield from _removing_new_buckets(client)
+
+
+@pytest.fixture
+def moto_dynamodb(monkeypatch):
+    """A DynamoDB client on a moto server of the test's own (not ``mock_aws``, see ``moto_s3``);
+    the tables the test makes are deleted after. Give them names no local stack uses."""
+    import boto3
+
+    with _moto_server(monkeypatch) as endpoint:
+        client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint)
+        before = set(client.list_tables()["TableNames"])
+        try:
+            yield client
+        finally:
+            for table in set(client.list_tables()["TableNames"]) - before:
+                client.delete_table(TableName=table)
+
+
+@contextlib.contextmanager
+def _moto_server(monkeypatch):
     from moto.server import ThreadedMotoServer
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -68,7 +93,13 @@ def moto_s3(monkeypatch):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    client = boto3.client("s3", region_name="us-east-1", endpoint_url=f"http://{host}:{port}")
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def _removing_new_buckets(client):
     before = {b["Name"] for b in client.list_buckets()["Buckets"]}
     try:
         yield client
@@ -80,7 +111,6 @@ def moto_s3(monkeypatch):
             for item in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
                 client.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
             client.delete_bucket(Bucket=bucket)
-        server.stop()
 
 
 def set_knobs(emulator, **changes) -> None:

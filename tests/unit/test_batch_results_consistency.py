@@ -8,36 +8,28 @@ from __future__ import annotations
 
 import copy
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from clipedit.adapters.dynamo_jobs import BY_BATCH_INDEX, DynamoBatchStore, DynamoJobStore
 from clipedit.domain.job import Job, JobStatus
 
-TABLE = "jobs"
+TABLE = "results-consistency-jobs"  # a name no local stack uses
 NOW = "2026-12-05T09:00:00Z"
 
 
 @pytest.fixture
-def ddb(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"},
-                                  {"AttributeName": "batch_id", "AttributeType": "S"},
-                                  {"AttributeName": "batch_row", "AttributeType": "N"}],
-            GlobalSecondaryIndexes=[{"IndexName": BY_BATCH_INDEX, "Projection": {"ProjectionType": "ALL"},
-                                     "KeySchema": [{"AttributeName": "batch_id", "KeyType": "HASH"},
-                                                   {"AttributeName": "batch_row", "KeyType": "RANGE"}]}],
-        )
-        yield client
+def ddb(moto_dynamodb):
+    moto_dynamodb.create_table(
+        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"},
+                              {"AttributeName": "batch_id", "AttributeType": "S"},
+                              {"AttributeName": "batch_row", "AttributeType": "N"}],
+        GlobalSecondaryIndexes=[{"IndexName": BY_BATCH_INDEX, "Projection": {"ProjectionType": "ALL"},
+                                 "KeySchema": [{"AttributeName": "batch_id", "KeyType": "HASH"},
+                                               {"AttributeName": "batch_row", "KeyType": "RANGE"}]}],
+    )
+    return moto_dynamodb
 
 
 class LaggingIndex:
