@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             record, code = _run_clip(stack, client, args, clip, progress, say)
     # Printed once the stack has stopped, so no late handler log line can follow it on stdout.
-    print(json.dumps(record, sort_keys=True, default=str))
+    print(json.dumps(_public(record), sort_keys=True, default=str))
     return code
 
 
@@ -101,6 +101,16 @@ def _run_clip(stack, client, args, clip: Path, progress, say) -> tuple[dict, int
         say(f"  output: {after['width']}x{after['height']} {after['fps']:.0f} fps {after['duration_seconds']:.1f} s "
             f"audio={after['has_audio']} mean RGB={after['mean_rgb']}")
     return job, 0 if job["status"] == "SUCCEEDED" else 1
+
+
+def _public(record: dict) -> dict:
+    """The record as `clipedit status --json` shows it: no callback secret hash, no finalize lease."""
+    from clipedit.usecases.queries import PRIVATE_FIELDS
+
+    shown = {name: value for name, value in record.items() if name not in PRIVATE_FIELDS}
+    if "jobs" in shown:
+        shown["jobs"] = [_public(job) for job in shown["jobs"]]
+    return shown
 
 
 def _platform_manifest(args) -> dict:  # type: ignore[no-untyped-def]

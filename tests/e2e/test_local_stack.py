@@ -121,6 +121,7 @@ def test_make_demo_runs_the_pipeline_end_to_end(tmp_path, provider):
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert record["status"] == "SUCCEEDED" and record["provider"] == provider
+    assert not {"callback_token_hash", "finalize_lease_owner", "finalize_lease_until"} & record.keys()
     assert Path(record["local_path"]).is_file() and Path(record["local_path"]).parent == tmp_path
 
 
