@@ -21,8 +21,10 @@ from clipedit.usecases.long_clip import (
     StitchLongClip,
     part_job_id,
 )
+from clipedit.usecases.cancel import CancelJob
 from clipedit.usecases.retry import RetryJob
 from tests.unit.test_platform_variants import Storage, prepare_step
+from tests.unit.test_providers_and_cancel import FakeFal
 from tests.unit.test_submit import BUCKET, World
 
 CLIP = "incoming/long.mp4"
@@ -48,8 +50,8 @@ class FakeLongClipMedia:
 
 
 class LongWorld(World):
-    def __init__(self, media=None):
-        super().__init__()
+    def __init__(self, media=None, provider=None):
+        super().__init__(provider=provider)
         self.media = media or FakeLongClipMedia()
         self.storage_with_download = Storage(self.storage)
         self.prepare = prepare_step(self)
@@ -272,3 +274,60 @@ def test_reconcile_wakes_a_stale_parent_instead_of_finalizing_it(world):
     world.queue.delays[:] = [0] * len(world.queue.sent)  # deliver the repair's message now
     world.settle()
     assert world.jobs.get(parent_id).status == JobStatus.SUCCEEDED
+
+
+def cancel_job(world):
+    return CancelJob(jobs=world.jobs, providers={world.provider.name: world.provider},
+                     recorder=world.submit_job._recorder, clock=world.clock)
+
+
+def test_cancelling_a_parent_cancels_its_parts_at_a_provider_that_can(tmp_path):
+    world = LongWorld(provider=FakeFal())
+    parent_id = upload_long(world, provider="fal")
+    world.settle()
+    ids = world.jobs.get(parent_id).extra["part_job_ids"]
+    world.end_part(ids[0])
+    world.settle()
+
+    outcome = cancel_job(world)(parent_id).as_dict()
+
+    assert outcome["status"] == "CANCELLED"
+    assert [(p["job_id"], p["status"]) for p in outcome["parts"]] == [
+        (ids[0], "SUCCEEDED"), (ids[1], "CANCELLED"), (ids[2], "CANCELLED")]
+    assert outcome["detail"] == "cancelled the long clip; 2 of 3 parts cancelled, 1 had already ended"
+    assert len(world.provider.cancels) == 2
+    world.settle()
+    assert world.jobs.get(parent_id).status == JobStatus.CANCELLED and world.media.stitched == []
+
+
+def test_a_parent_cancelled_at_kling_says_which_parts_will_still_be_billed(world):
+    parent_id = upload_long(world)
+    world.settle()
+
+    outcome = cancel_job(world)(parent_id)
+
+    assert outcome.status == "CANCELLED"
+    assert {p["status"] for p in outcome.parts} == {"SUBMITTED"}
+    assert all(p["detail"].startswith("CANCEL_NOT_SUPPORTED:") for p in outcome.parts)
+    assert outcome.detail.endswith("3 already with a provider that cannot cancel will finish and be billed")
+    for job_id in world.jobs.get(parent_id).extra["part_job_ids"]:
+        world.end_part(job_id)
+    world.settle()
+    assert world.jobs.get(parent_id).status == JobStatus.CANCELLED and world.media.stitched == []
+
+
+def test_parts_not_yet_sent_when_the_parent_is_cancelled_never_reach_the_provider(world):
+    parent_id = upload_long(world)
+    world.drain()
+    world.run_prepare_queue()  # the split: three parts exist, their submit messages are queued
+    ids = world.jobs.get(parent_id).extra["part_job_ids"]
+    assert [world.jobs.get(i).status for i in ids] == [JobStatus.RECEIVED] * 3
+
+    outcome = cancel_job(world)(parent_id)
+    assert "3 still being checked will be cancelled before they are sent" in outcome.detail
+    world.settle()
+
+    assert world.provider.requests == []
+    parts = [world.jobs.get(i) for i in ids]
+    assert {p.status for p in parts} == {JobStatus.CANCELLED}
+    assert parts[0].error_message == f"its long clip {parent_id} was cancelled before this part was sent"

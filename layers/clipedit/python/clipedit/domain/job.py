@@ -138,3 +138,12 @@ class Job:
     @property
     def input(self) -> ObjectRef:
         return ObjectRef(self.input_bucket, self.input_key, self.input_version_id)
+
+    @property
+    def is_long_clip_parent(self) -> bool:
+        return bool(self.extra.get("long_clip"))
+
+    @property
+    def long_clip_part_ids(self) -> list[str]:
+        """A long clip's parts, once planned (empty for any other job)."""
+        return list(self.extra.get("part_job_ids") or [])

@@ -6,21 +6,25 @@
   a running one stops being billed); Kling's API has no cancel, so a Kling job the provider already
   has cannot be cancelled and the caller is told so. If the provider says the request already
   completed, the job is left to finish normally.
+- A long clip's parent: the parent is cancelled, then every unfinished part as above; a part not
+  yet sent is cancelled by submit when it sees the parent cancelled. Parts a provider without cancel
+  already has finish and are billed; the outcome lists each part.
 - Terminal jobs are left as they are. CANCELLED is terminal: finalize never moves a cancelled job
   again, so a late webhook or poll cannot bring it back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from clipedit.domain.errors import ClipeditError
-from clipedit.domain.job import JobStatus
+from clipedit.domain.job import TERMINAL_STATUSES, JobStatus
 from clipedit.ports import CancellableProvider, Clock, EditProvider, JobStore
 from clipedit.usecases.common import StatusRecorder, iso, providers_by_name
 
 CANCELLED_CODE = "CANCELLED"
+TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 
 
 class CancelRefused(ClipeditError):
@@ -36,10 +40,14 @@ class CancelOutcome:
     status: str  # the job's status after the call
     provider_cancelled: bool  # the provider confirmed it will not run (or bill) the request further
     detail: str = ""
+    parts: tuple[dict[str, str], ...] = field(default=())  # a long clip's parts: job_id, status, detail
 
     def as_dict(self) -> dict[str, object]:
-        return {"job_id": self.job_id, "status": self.status, "provider_cancelled": self.provider_cancelled,
-                "detail": self.detail}
+        shown: dict[str, object] = {"job_id": self.job_id, "status": self.status,
+                                    "provider_cancelled": self.provider_cancelled, "detail": self.detail}
+        if self.parts:
+            shown["parts"] = [dict(part) for part in self.parts]
+        return shown
 
 
 class CancelJob:
@@ -83,5 +91,33 @@ class CancelJob:
             status = current.status.value if current else "UNKNOWN"
             raise CancelRefused(f"job {job_id} moved on to {status} while being cancelled", code="JOB_MOVED_ON")
         self._recorder(updated, job.status.value)
+        if job.is_long_clip_parent:
+            parts = tuple(self._cancel_part(part_id, job_id) for part_id in job.long_clip_part_ids)
+            return CancelOutcome(job_id, updated.status.value, False, parts_summary(parts), parts)
         detail = "cancelled at the provider" if provider_cancelled else "cancelled before the provider ran it"
         return CancelOutcome(job_id, updated.status.value, provider_cancelled, detail)
+
+    def _cancel_part(self, part_id: str, parent_id: str) -> dict[str, str]:
+        """One part, as far as its provider allows; a refusal is reported, never raised."""
+        try:
+            outcome = self(part_id, reason=f"its long clip {parent_id} was cancelled")
+            return {"job_id": part_id, "status": outcome.status, "detail": outcome.detail}
+        except CancelRefused as refused:
+            current = self._jobs.get(part_id)
+            return {"job_id": part_id, "status": current.status.value if current else "UNKNOWN",
+                    "detail": f"{refused.code}: {refused.message}"}
+
+
+def parts_summary(parts: tuple[dict[str, str], ...]) -> str:
+    cancelled = sum(1 for part in parts if part["status"] == JobStatus.CANCELLED.value)
+    ended = sum(1 for part in parts if part["status"] in TERMINAL_VALUES) - cancelled
+    unchecked = sum(1 for part in parts if part["status"] == JobStatus.RECEIVED.value)
+    running = len(parts) - cancelled - ended - unchecked
+    said = [f"{cancelled} of {len(parts)} parts cancelled"]
+    if ended:
+        said.append(f"{ended} had already ended")
+    if unchecked:
+        said.append(f"{unchecked} still being checked will be cancelled before they are sent")
+    if running:
+        said.append(f"{running} already with a provider that cannot cancel will finish and be billed")
+    return "cancelled the long clip; " + ", ".join(said) if parts else "cancelled before its parts were planned"

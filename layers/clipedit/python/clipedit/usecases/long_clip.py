@@ -65,11 +65,11 @@ class LongClipMedia(Protocol):
 
 
 def is_parent(job: Job) -> bool:
-    return bool(job.extra.get("long_clip"))
+    return job.is_long_clip_parent
 
 
 def part_ids(job: Job) -> list[str]:
-    return list(job.extra.get("part_job_ids") or [])
+    return job.long_clip_part_ids
 
 
 def part_job_id(parent_id: str, index: int) -> str:

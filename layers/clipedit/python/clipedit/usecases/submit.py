@@ -194,6 +194,8 @@ class SubmitJob:
             raise RetryLater(f"job {job_id} does not exist yet")
         if job.status == JobStatus.RECEIVED:
             job = self._validate_media(job)
+        if job.status == JobStatus.QUEUED and job.extra.get("parent_id"):
+            job = self._unless_parent_cancelled(job)
         if job.status == JobStatus.QUEUED and self._needs_prepared_clip(job):
             job = self._request_prepare(job)
         if job.status == JobStatus.QUEUED:
@@ -206,6 +208,14 @@ class SubmitJob:
             # Named after the job: a redelivered message finds the execution already there.
             self._workflow.start_poller(job.job_id, poll_interval_seconds=self._settings.poll_interval_seconds)
         return SubmitOutcome(job.job_id, job.status.value, job.error_code or "")
+
+    def _unless_parent_cancelled(self, part: Job) -> Job:
+        """A long clip's part whose parent was cancelled is never prepared or sent (nor billed)."""
+        parent = self._jobs.get(str(part.extra["parent_id"]))
+        if parent is None or parent.status != JobStatus.CANCELLED:
+            return part
+        return self._move(part, JobStatus.CANCELLED, error_code="CANCELLED", finished_at=iso(self._clock.now()),
+                          error_message=f"its long clip {parent.job_id} was cancelled before this part was sent")
 
     def _provider_for(self, job: Job) -> EditProvider:
         provider = self._providers.get(job.provider)
