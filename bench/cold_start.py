@@ -168,6 +168,11 @@ def steps(handler: str, services: list[str], created: list[list[Any]], third_par
     }
 
 
+def layer_packages(layer: Path) -> set[str]:
+    """Top-level packages a layer directory ships itself (not installed from its requirements)."""
+    return {path.name for path in layer.iterdir() if (path / "__init__.py").exists()}
+
+
 def distinct_services(created: list[list[Any]]) -> list[str]:
     return list(dict.fromkeys(service for service, _signature in created))
 
@@ -246,8 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json")
     parser.add_argument("--quick", action="store_true", help="5 runs per kind")
     parser.add_argument("--runs", type=int, help="runs per kind and handler (default 15)")
+    parser.add_argument("--only", metavar="FUNCTION[,FUNCTION]",
+                        help=f"bench only these functions (of {', '.join(LOGICAL_IDS)})")
     args = parser.parse_args(argv)
     runs = args.runs or (5 if args.quick else 15)
+    selected = list(HANDLERS)
+    if args.only:
+        selected = [name.strip() for name in args.only.split(",") if name.strip()]
+        unknown = sorted(set(selected) - set(HANDLERS))
+        if unknown:
+            parser.error(f"unknown function(s) {', '.join(unknown)}; choose from {', '.join(HANDLERS)}")
 
     global THIRD_PARTY_TOPS
     closure = lambda_package_closure()
@@ -256,7 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     THIRD_PARTY_TOPS = sorted(top_level_modules(set().union(*closures.values()) - package_closure(["boto3"])))
     blocked = blocked_top_level_modules(closure)
     for handler in HANDLERS:
-        BLOCKERS[handler] = import_blocker_code(blocked_top_level_modules(closures[handler]))
+        # A function's extra layer ships our own package beside its requirements (the media layer's
+        # clipedit_media): importable there, as deployed, though the venv maps it to the project.
+        own = layer_packages(EXTRA_LAYERS[handler]) if handler in EXTRA_LAYERS else set()
+        BLOCKERS[handler] = import_blocker_code([m for m in blocked_top_level_modules(closures[handler]) if m not in own])
     prefix = Path(tempfile.mkdtemp(prefix="clipedit-bench-pycache-"))
     rows, notes, details = [], [], {"runs": runs, "handlers": {}}
     try:
@@ -264,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         created: dict[str, list[list[Any]]] = {}
         third_party: dict[str, list[str]] = {}
         clients: dict[str, list[str]] = {}
-        for handler in HANDLERS:  # learn each handler's clients; fill the private cache with bytecode
+        for handler in selected:  # learn each handler's clients; fill the private cache with bytecode
             # Tracing on as deployed (the template's Tracing: Active; LAMBDA_TASK_ROOT is how
             # Powertools and our HandlerTracer know they run in Lambda).
             warm_env = child_env(**template_function_env(LOGICAL_IDS[handler]), PYTHONPYCACHEPREFIX=str(prefix),
@@ -286,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         details["deployed_packages"] = sorted(closure)
         details["blocked_modules"] = blocked
         details["our_pyc_removed"] = drop_our_bytecode(prefix)
-        for handler in HANDLERS:
+        for handler in selected:
             say(f"cold start: {handler}, {runs} runs each (our code compiled at import, as on Lambda)")
             cold_env, hot_env = envs[handler]["cold"], envs[handler]["warm"]
             kinds = steps(handler, clients[handler], created[handler], third_party[handler])
