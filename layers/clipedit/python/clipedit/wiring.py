@@ -1,27 +1,30 @@
 """Composition root: builds each use case from settings and AWS/HTTP adapters, lazily and once.
 
-Clients are created on first use, so importing a handler stays cheap (cold start).
+Clients are created on first use, and each use case's module is imported by the property that
+builds it, so a function imports only the use cases it runs (cold start).
 """
 
 from __future__ import annotations
 
 import time
 from functools import cached_property
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from clipedit.config import Settings
 from clipedit.domain.errors import ConfigError
 from clipedit.domain.spec import SpecDefaults
-from clipedit.usecases.cancel import CancelJob
 from clipedit.ports import Metrics
 from clipedit.usecases.common import StatusRecorder, iso
-from clipedit.usecases.dispatch import IntakeDispatcher
-from clipedit.usecases.finalize import FinalizeJob, FinalizeSettings
-from clipedit.usecases.intake import Intake, IntakeSettings
-from clipedit.usecases.queries import JobQueries
-from clipedit.usecases.retry import RetryJob
-from clipedit.usecases.submit import SubmitJob, SubmitSettings
-from clipedit.usecases.submit_manifest import SubmitManifest
+
+if TYPE_CHECKING:  # the use cases are imported where they are built (see the module docstring)
+    from clipedit.usecases.cancel import CancelJob
+    from clipedit.usecases.dispatch import IntakeDispatcher
+    from clipedit.usecases.finalize import FinalizeJob
+    from clipedit.usecases.intake import Intake
+    from clipedit.usecases.queries import JobQueries
+    from clipedit.usecases.retry import RetryJob
+    from clipedit.usecases.submit import SubmitJob
+    from clipedit.usecases.submit_manifest import SubmitManifest
 
 # Kling answers create/query in well under a second; a result download may take longer per chunk.
 API_TIMEOUT = {"connect": 5.0, "read": 20.0, "write": 20.0, "pool": 5.0}
@@ -230,6 +233,8 @@ class Container:
 
     @cached_property
     def intake(self) -> Intake:
+        from clipedit.usecases.intake import Intake, IntakeSettings
+
         s = self.settings
         return Intake(
             jobs=self.jobs,
@@ -250,6 +255,8 @@ class Container:
 
     @cached_property
     def submit_job(self) -> SubmitJob:
+        from clipedit.usecases.submit import SubmitJob, SubmitSettings
+
         s = self.settings
         return SubmitJob(
             jobs=self.jobs,
@@ -330,10 +337,14 @@ class Container:
 
     @cached_property
     def dispatcher(self) -> IntakeDispatcher:
+        from clipedit.usecases.dispatch import IntakeDispatcher
+
         return IntakeDispatcher(intake=self.intake, submit_job=self.submit_job, queue=self.queue)
 
     @cached_property
     def finalize_job(self) -> FinalizeJob:
+        from clipedit.usecases.finalize import FinalizeJob, FinalizeSettings
+
         s = self.settings
         return FinalizeJob(
             jobs=self.jobs,
@@ -361,6 +372,8 @@ class Container:
 
     @cached_property
     def cancel_job(self) -> CancelJob:
+        from clipedit.usecases.cancel import CancelJob
+
         return CancelJob(jobs=self.jobs, providers=self.providers, recorder=self.recorder, clock=SystemClock())
 
 
@@ -374,10 +387,14 @@ class Container:
 
     @cached_property
     def queries(self) -> JobQueries:
+        from clipedit.usecases.queries import JobQueries
+
         return JobQueries(jobs=self.jobs, index=self.job_index, batches=self.batches, now=SystemClock().now)
 
     @cached_property
     def retry_job(self) -> RetryJob:
+        from clipedit.usecases.retry import RetryJob
+
         return RetryJob(jobs=self.jobs, queue=self.queue, recorder=self.recorder, clock=SystemClock())
 
     @cached_property
@@ -401,6 +418,8 @@ class Container:
 
     @cached_property
     def submit_manifest(self) -> SubmitManifest:
+        from clipedit.usecases.submit_manifest import SubmitManifest
+
         s = self.settings
         return SubmitManifest(writer=self.documents, inbox_bucket=s.inbox_bucket, jobs_prefix=s.jobs_prefix,
                               allowed_buckets=s.allowed_input_buckets,
