@@ -23,8 +23,7 @@ from clipedit.adapters.metrics import PowertoolsMetrics
 from clipedit.adapters.tracing import HandlerTracer
 from clipedit.config import Settings
 from clipedit.domain.errors import RetryLater
-from clipedit.usecases.common import iso
-from clipedit.usecases.dispatch import MESSAGE_KIND
+from clipedit.usecases.common import MESSAGE_KIND, iso
 from clipedit.wiring import Container
 
 logger = Logger()

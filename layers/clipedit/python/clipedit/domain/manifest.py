@@ -29,6 +29,9 @@ MAX_TAGS = 50
 MAX_VARIANTS = 20
 MAX_KEY_BYTES = 1024  # S3's key limit
 MAX_JSON_DEPTH = 20
+# A manifest document's limits, wherever it arrives (an upload, the status API's POST /jobs).
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_MANIFEST_ENTRIES = 500
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 
@@ -74,6 +77,17 @@ def _check_key(key: str, field_name: str) -> str:
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in key) or len(key.encode()) > MAX_KEY_BYTES:
         raise SpecError(f"{field_name}: the key has control characters or is too long", code="INVALID_URL")
     return key
+
+
+def stored_ref(value: Any) -> MediaRef:
+    """A reference as stored on the job: a {bucket,key,version_id}/{url} map or an s3:// / https:// string."""
+    if isinstance(value, dict):
+        return MediaRef(bucket=value.get("bucket"), key=value.get("key"), version_id=value.get("version_id"),
+                        url=value.get("url"))
+    if value.startswith("s3://"):
+        bucket, _, key = value[5:].partition("/")
+        return MediaRef(bucket=bucket, key=key)
+    return MediaRef(url=value)
 
 
 def parse_media_ref(value: Any, *, field_name: str, inbox_bucket: str, allowed_buckets: frozenset[str] = frozenset()) -> MediaRef:

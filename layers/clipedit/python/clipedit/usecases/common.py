@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
@@ -16,6 +17,14 @@ PROVIDER_PAUSED_DETAIL_TYPE = "Provider Paused"
 # Error codes that come from the provider (``KLING_1102`` = no balance, ...): counted by code.
 PROVIDER_ERROR_PREFIXES = ("KLING_", "FAL_", "PROVIDER_")
 log = logging.getLogger(__name__)
+# Here rather than beside their main users (dispatch, submit) so that the use cases that only need
+# these (retry, review, finalize) do not import the whole intake and submit chain (cold start).
+MESSAGE_KIND = "clipedit"  # internal messages carry {"clipedit": "submit" | "expand", ...}
+
+
+def hash_token(token: str) -> str:
+    """Only a hash of the callback token is stored, so the job table never holds the secret."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def seconds_between(start: str | None, end: str | None) -> float | None:

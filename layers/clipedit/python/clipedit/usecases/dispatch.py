@@ -14,10 +14,9 @@ from typing import Any, Mapping
 from clipedit.domain.errors import RetryLater, SpecError
 from clipedit.ports import MessageQueue
 from clipedit.usecases.backpressure import submit_message
+from clipedit.usecases.common import MESSAGE_KIND  # defined in common; still importable from here
 from clipedit.usecases.intake import Intake, UploadedObject
 from clipedit.usecases.submit import SubmitJob, SubmitOutcome
-
-MESSAGE_KIND = "clipedit"  # internal messages carry {"clipedit": "submit" | "expand", ...}
 
 
 class IntakeDispatcher:

@@ -35,8 +35,7 @@ from clipedit.ports import (
     ProviderTask,
     TaskState,
 )
-from clipedit.usecases.common import StatusRecorder, iso, providers_by_name
-from clipedit.usecases.submit import hash_token
+from clipedit.usecases.common import StatusRecorder, hash_token, iso, providers_by_name
 
 # Longer than the finalize function's timeout, so a live finalize is never overtaken, while a
 # crashed one's claim expires and the next poll can take the job over.

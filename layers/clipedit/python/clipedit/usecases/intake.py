@@ -22,6 +22,8 @@ from clipedit.domain.errors import SpecError
 from clipedit.domain.job import Job, JobStatus, ObjectRef
 from clipedit.domain.keys import is_video_key, job_id_for
 from clipedit.domain.manifest import (
+    MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_ENTRIES,
     MediaRef,
     ResolvedSpec,
     check_json_depth,
@@ -37,9 +39,7 @@ from clipedit.domain.spec import SpecDefaults, parse_bool
 from clipedit.ports import BatchStore, Clock, DocumentStore, JobStore, MessageQueue
 from clipedit.usecases.common import StatusRecorder, iso, results_key_for
 
-MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_PRESET_BYTES = 256 * 1024
-MAX_MANIFEST_ENTRIES = 500
 ROWS_PER_CHUNK = 100
 
 

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Protocol, Sequence
 from clipedit.domain.errors import MediaRejected, RetryLater
 from clipedit.domain.job import Job, JobStatus, ObjectRef
 from clipedit.domain.keys import output_key_for
-from clipedit.domain.manifest import MediaRef
+from clipedit.domain.manifest import MediaRef, stored_ref
 from clipedit.domain.prepare_plan import framing_from_record
 from clipedit.domain.segments import (
     SegmentRequest,
@@ -94,8 +94,6 @@ def sum_units(values: Iterable[str | None]) -> str | None:
 
 
 def source_ref(job: Job) -> MediaRef:
-    from clipedit.usecases.submit import stored_ref
-
     return stored_ref(job.video_ref) if job.video_ref else MediaRef(
         bucket=job.input_bucket, key=job.input_key, version_id=job.input_version_id)
 

@@ -20,12 +20,11 @@ from typing import Any, Callable, Iterator, Protocol
 from clipedit.domain.errors import MediaRejected
 from clipedit.domain.framing import PreparePlan
 from clipedit.domain.job import Job, JobStatus, ObjectRef
-from clipedit.domain.manifest import MediaRef
+from clipedit.domain.manifest import MediaRef, stored_ref
 from clipedit.domain.prepare_plan import plan_from_record
 from clipedit.ports import Clock, JobStore, MediaFetcher, MessageQueue, ObjectStore
 from clipedit.usecases.backpressure import submit_message
 from clipedit.usecases.common import StatusRecorder, iso
-from clipedit.usecases.submit import stored_ref
 
 CHUNK_BYTES = 8 * 1024 * 1024
 

@@ -15,8 +15,7 @@ from clipedit.domain.errors import ClipeditError
 from clipedit.domain.job import Job, JobStatus
 from clipedit.domain.keys import retry_job_id
 from clipedit.ports import Clock, JobStore, MessageQueue
-from clipedit.usecases.common import StatusRecorder, iso
-from clipedit.usecases.dispatch import MESSAGE_KIND
+from clipedit.usecases.common import MESSAGE_KIND, StatusRecorder, iso
 from clipedit.usecases.queries import NotFound
 
 RETRYABLE_STATUSES = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.REJECTED})

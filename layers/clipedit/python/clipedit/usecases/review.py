@@ -16,8 +16,7 @@ from clipedit.domain.prompt import check_references
 from clipedit.domain.review import Review
 from clipedit.domain.spec import MAX_PROMPT_CHARS, Mode
 from clipedit.ports import Clock, EventPublisher, JobStore, MessageQueue
-from clipedit.usecases.common import StatusRecorder, iso
-from clipedit.usecases.dispatch import MESSAGE_KIND
+from clipedit.usecases.common import MESSAGE_KIND, StatusRecorder, iso
 from clipedit.usecases.queries import NotFound
 from clipedit.usecases.retry import COPIED_FIELDS
 

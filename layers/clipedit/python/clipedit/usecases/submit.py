@@ -19,7 +19,7 @@ from clipedit.domain.backpressure import SQS_MAX_DELAY_SECONDS, BackpressureSett
 from clipedit.domain.errors import MediaRejected, ProviderError, RetryLater, SpecError
 from clipedit.domain.provider_errors import ErrorKind
 from clipedit.domain.job import Job, JobStatus, ObjectRef
-from clipedit.domain.manifest import MediaRef
+from clipedit.domain.manifest import MediaRef, stored_ref  # stored_ref: also importable from here
 from clipedit.domain.media import check_image, check_size_before_probe, limits_for
 from clipedit.domain.prepare_plan import framing_from_record, plan_prepare, plan_to_record
 from clipedit.domain.segments import (
@@ -47,7 +47,7 @@ from clipedit.ports import (
     Workflow,
 )
 from clipedit.usecases.backpressure import gate_full_reason
-from clipedit.usecases.common import StatusRecorder, iso, providers_by_name
+from clipedit.usecases.common import StatusRecorder, hash_token, iso, providers_by_name  # hash_token: also importable from here
 
 ELEMENT_RECHECK_SECONDS = 10  # how soon a job waiting for its elements is looked at again
 # A job waiting for its prepared clip is woken by the prepare step when the clip is ready; this is
@@ -74,22 +74,6 @@ class SubmitOutcome:
     job_id: str | None
     status: str
     detail: str = ""
-
-
-def hash_token(token: str) -> str:
-    """Only a hash of the callback token is stored, so the job table never holds the secret."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def stored_ref(value: Any) -> MediaRef:
-    """A reference as stored on the job: a {bucket,key,version_id}/{url} map or an s3:// / https:// string."""
-    if isinstance(value, dict):
-        return MediaRef(bucket=value.get("bucket"), key=value.get("key"), version_id=value.get("version_id"),
-                        url=value.get("url"))
-    if value.startswith("s3://"):
-        bucket, _, key = value[5:].partition("/")
-        return MediaRef(bucket=bucket, key=key)
-    return MediaRef(url=value)
 
 
 def all_images(job: Job) -> list[str]:

@@ -16,10 +16,16 @@ from typing import Any
 
 from clipedit.domain.errors import SpecError
 from clipedit.domain.keys import job_id_for
-from clipedit.domain.manifest import check_json_depth, expand_variants, parse_manifest, resolve
+from clipedit.domain.manifest import (
+    MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_ENTRIES,
+    check_json_depth,
+    expand_variants,
+    parse_manifest,
+    resolve,
+)
 from clipedit.domain.spec import SpecDefaults
 from clipedit.ports import ManifestWriter
-from clipedit.usecases.intake import MAX_MANIFEST_BYTES, MAX_MANIFEST_ENTRIES
 
 
 def manifest_job_ids(bucket: str, key: str, version: str, entries: list[dict[str, Any]]) -> list[str]:
