@@ -9,7 +9,6 @@ and is kept on the job as a tag (e.g. ``sku``).
 from __future__ import annotations
 
 import csv
-import difflib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -62,6 +61,8 @@ def _row_from_fields(row: int, line: int, fields: dict[str, Any], *, csv_cells: 
 def _misspelled_field(name: str) -> str | None:
     """The spec field a column name is a near miss of (``Prompt``, ``promt``, ``keep-audio``): such a
     column would silently become a variable and the row run without the value meant for the field."""
+    import difflib  # only batch files with extra columns get here: not paid at every cold start
+
     candidates = difflib.get_close_matches(name.strip().lower().replace("-", "_"), sorted(ROW_FIELDS), n=1,
                                            cutoff=0.8)
     return candidates[0] if candidates else None
