@@ -4,7 +4,8 @@ Memory stays bounded whatever the clip's length: frames flow through two libavfi
 straight into the encoder; only the decoder's and encoder's own frame queues are ever held. The
 per-frame pixel work stays inside libav (fps, transpose, crop, scale, avgblur, overlay); Python
 touches a frame only to hand it on, and numpy only sees the 160 px grey copy that ``focus: auto``
-analyses.
+analyses (numpy and the focus tracker are imported only then: every other clip's cold start skips
+them).
 
     source --decode--> trim (by timestamp) --graph A: fps, rotate--> [auto focus: move the crop]
            --graph B: crop | pad, scale, yuv420p--> libx264 (+ AAC audio cut at the same instant)
@@ -21,16 +22,18 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import av
 import av.error
-import numpy as np
 from av.audio.resampler import AudioResampler
 from av.filter import Graph
 from av.video.frame import VideoFrame
 
 from clipedit.domain.framing import PreparePlan, crop_origin, even, pad_layout
-from clipedit_media.focus import FocusTracker, analysis_size
+
+if TYPE_CHECKING:
+    from clipedit_media.focus import FocusTracker
 
 __all__ = ["PrepareError", "PreparedClip", "prepare_clip", "X264_OPTIONS", "AUDIO_BIT_RATE"]
 
@@ -214,8 +217,7 @@ class _Job:
         if last <= first:
             return
         if first > 0 or last < frame.samples:
-            data = frame.to_ndarray()[:, first:last]
-            piece = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp", layout=frame.layout.name)
+            piece = _audio_slice(frame, first, last)
             piece.sample_rate = rate
         else:
             piece = frame
@@ -253,6 +255,16 @@ class _Job:
             crop_y_range=None if b is None or b.ys is None else (min(b.ys), max(b.ys)),
             max_crop_step=0 if b is None else b.max_step,
         )
+
+
+def _audio_slice(frame: av.AudioFrame, first: int, last: int) -> av.AudioFrame:
+    """Samples ``first:last`` of a planar (fltp) frame, plane by plane: the same bytes numpy's
+    slice would give, without importing numpy for every clip whose trim cuts an audio frame."""
+    piece = av.AudioFrame(format="fltp", layout=frame.layout.name, samples=last - first)
+    width = frame.format.bytes
+    for source, target in zip(frame.planes, piece.planes):
+        target.update(memoryview(source)[first * width:last * width])
+    return piece
 
 
 def _rate_cap(plan: PreparePlan, duration: float, ain: object | None) -> dict[str, str]:
@@ -320,6 +332,8 @@ class _Reframe:
                 head = self.crop
                 self.xs, self.ys = [], []
                 if plan.focus == "auto":
+                    from clipedit_media.focus import FocusTracker, analysis_size  # numpy: only here
+
                     self.tracker = FocusTracker(width, height, cw, ch)
                     self.small = analysis_size(width, height)
             scale = graph.add("scale", w=str(ow), h=str(oh), flags="bicubic")
