@@ -419,6 +419,33 @@ def test_wiring_guards_the_result_fetcher_and_the_inspector():
     assert local.settings.reference_url_policy == UrlPolicy()
 
 
+def test_wiring_builds_the_prepare_reference_fetcher_on_its_first_download():
+    pytest.importorskip("av")  # the prepare function's media layer
+    from contextlib import contextmanager
+
+    from clipedit.wiring import Container, LazyMediaFetcher
+
+    container = Container(Settings.from_env(dict(BASE_ENV, INTAKE_QUEUE_URL="https://sqs/q")),
+                          client_factory=lambda service, **kwargs: object())
+    fetcher = container.prepare_clip._fetcher
+    assert isinstance(fetcher, LazyMediaFetcher) and fetcher._fetcher is None  # no httpx client at cold start
+    client = fetcher._build()._client
+    assert isinstance(client, SafeClient) and client.policy == container.settings.reference_url_policy
+
+    built = []
+
+    class Fetcher:
+        @contextmanager
+        def open(self, url):
+            yield iter([url.encode()])
+
+    lazy = LazyMediaFetcher(lambda: built.append(1) or Fetcher())
+    for _ in range(2):
+        with lazy.open("https://example.com/a.mp4") as chunks:
+            assert list(chunks) == [b"https://example.com/a.mp4"]
+    assert built == [1]  # built once, on the first download
+
+
 # --- use cases: finalize ends FAILED, submit REJECTED ---------------------------------------------------
 
 

@@ -289,14 +289,19 @@ class Container:
     @cached_property
     def prepare_clip(self):  # type: ignore[no-untyped-def]
         # Only the prepare function builds this: it alone has the media layer (PyAV) attached.
-        from clipedit.adapters.http_fetch import HttpMediaFetcher
-        from clipedit.adapters.safe_http import safe_client
         from clipedit.usecases.prepare import PrepareClip, PrepareSettings
         from clipedit_media.transformer import PyAVTransformer
 
+        def reference_fetcher():  # type: ignore[no-untyped-def]
+            from clipedit.adapters.http_fetch import HttpMediaFetcher
+            from clipedit.adapters.safe_http import safe_client
+
+            return HttpMediaFetcher(safe_client(self.settings.reference_url_policy, DOWNLOAD_TIMEOUT))
+
         return PrepareClip(
             jobs=self.jobs, storage=self.storage, queue=self.queue, recorder=self.recorder, clock=SystemClock(),
-            fetcher=HttpMediaFetcher(safe_client(self.settings.reference_url_policy, DOWNLOAD_TIMEOUT)),
+            # Most clips are in S3: httpx and the CA bundle are loaded by the first https reference.
+            fetcher=LazyMediaFetcher(reference_fetcher),
             transformer=PyAVTransformer(),
             settings=PrepareSettings(prepared_bucket=self.settings.inbox_bucket,
                                      prepared_prefix=self.settings.prepared_prefix),
@@ -425,6 +430,19 @@ class Container:
                               allowed_buckets=s.allowed_input_buckets,
                               defaults=SpecDefaults(mode=s.default_mode, model=s.default_model,
                                                     provider=s.default_provider))
+
+
+class LazyMediaFetcher:
+    """A MediaFetcher built on its first download (the ``build`` callable), not at cold start."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._fetcher: Any = None
+
+    def open(self, url: str) -> Any:
+        if self._fetcher is None:
+            self._fetcher = self._build()
+        return self._fetcher.open(url)
 
 
 class ProviderRegistry(Mapping[str, Any]):
