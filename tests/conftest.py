@@ -117,6 +117,21 @@ def set_knobs(emulator, **changes) -> None:
     emulator.settings = dataclasses.replace(emulator.settings, **changes)
 
 
+@contextlib.contextmanager
+def prepare_messages_come_back_after(stack, sqs, seconds: int):
+    """Shorten the local prepare queue's visibility timeout (120 s) so a crashed prepare or stitch
+    is redelivered within ``seconds``; restored afterwards."""
+    queue = stack.info["prepare_queue_url"]
+    saved = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["VisibilityTimeout"])["Attributes"]
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": str(seconds)})
+    # A long poll already under way keeps the old 120 s for a message it receives: wait it out.
+    stack.prepare_dispatcher.wait_for_fresh_receive()
+    try:
+        yield
+    finally:
+        sqs.set_queue_attributes(QueueUrl=queue, Attributes=saved)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Say loudly when the review page's browser tests could not run (no Chromium on this machine)."""
     from tests.e2e.review_support import MISSING_REASON

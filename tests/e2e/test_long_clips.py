@@ -14,7 +14,7 @@ import pytest
 
 from local.media import probe
 from clipedit.domain.keys import job_id_for
-from tests.conftest import set_knobs
+from tests.conftest import prepare_messages_come_back_after, set_knobs
 from tests.e2e.test_cli import cli  # noqa: F401  (the command-line fixture)
 from tests.e2e.test_platform_variants import write_clip
 from tests.integration.test_pipeline import s3_notification
@@ -206,7 +206,9 @@ def test_a_stitch_killed_mid_way_is_retried_without_editing_any_part_again(stack
     stitch._media = DiesOnce()
     stitch._settings = dataclasses.replace(real_settings, stitch_lease_seconds=3)  # 960 s in AWS
     try:
-        parent_id, parent = run_long(client, long_clip, "incoming/long/crash.mp4")
+        # 10 s: longer than a part's prepare or the stitch takes here, far shorter than the stack's 120 s.
+        with prepare_messages_come_back_after(stack, client.sqs, seconds=10):
+            parent_id, parent = run_long(client, long_clip, "incoming/long/crash.mp4")
     finally:
         stitch._media, stitch._settings = real_media, real_settings
     assert len(crashes) == 1

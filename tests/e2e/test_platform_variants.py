@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from local.media import probe
+from tests.conftest import prepare_messages_come_back_after
 from tests.media_fixtures import MediaFiles, rotated
 
 GREEN, WHITE = (0, 230, 0), (250, 250, 250)
@@ -221,18 +222,12 @@ def test_a_crash_mid_prepare_is_retried_without_a_second_provider_task(stack, cl
                 raise SimulatedCrash("prepare killed mid-encode (test)")
             return real.prepare(source_path, target_path, plan)
 
-    sqs = client.sqs
-    queue = stack.info["prepare_queue_url"]
-    saved = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["VisibilityTimeout"])["Attributes"]
-    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "2"})  # come back quickly
-    # A long poll already under way keeps the old 120 s for a message it receives: wait it out.
-    stack.prepare_dispatcher.wait_for_fresh_receive()
     prepare._transformer = DiesOnce()
     try:
-        job, out = run(client, tmp_path, clips["landscape"], "incoming/pv/crash.mp4", {"platform": "square"})
+        with prepare_messages_come_back_after(stack, client.sqs, seconds=2):
+            job, out = run(client, tmp_path, clips["landscape"], "incoming/pv/crash.mp4", {"platform": "square"})
     finally:
         prepare._transformer = real
-        sqs.set_queue_attributes(QueueUrl=queue, Attributes=saved)
     assert len(crashes) == 1 and (out["width"], out["height"]) == (1080, 1080)
     assert [t for t in stack.emulator.tasks() if t["external_task_id"] == job["job_id"]] != []
     assert len([t for t in stack.emulator.tasks() if t["external_task_id"] == job["job_id"]]) == 1
