@@ -176,6 +176,13 @@ class FakeGuard:
             return True
         return False
 
+    def transfer_slot(self, provider, from_job_id, to_job_id, *, limit):
+        held = self.holders.setdefault(provider, set())
+        if from_job_id in held and len(held) <= limit:
+            held.add(to_job_id)
+            return True
+        return False
+
     def release_slot(self, provider, job_id):
         held = self.holders.setdefault(provider, set())
         if job_id in held:

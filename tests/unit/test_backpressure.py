@@ -69,6 +69,40 @@ def test_a_new_upload_cannot_take_a_slot_handed_to_a_waiting_job():
     assert world.guard.slot_holders("kling") == {second.job_id, waiting.job_id}
 
 
+def test_a_newcomer_submitting_while_the_heir_is_looked_up_finds_the_gate_full():
+    # The race the 1,000-upload run lost: the lookup of the oldest waiting job takes a while (a
+    # query), and an upload submitted inline in that window used to take the slot just freed.
+    world = World(backpressure=SETTINGS)
+    first, second = upload(world, "a"), upload(world, "b")
+    world.clock.advance(1)
+    waiting = upload(world, "c")
+    world.clock.advance(1)
+    lookup, raced = world.jobs.list_by_status, []
+
+    def slow_lookup(status, **kwargs):
+        found = lookup(status, **kwargs)
+        if not raced:
+            raced.append(upload(world, "d"))  # a newcomer, submitted inline during the lookup
+        return found
+
+    world.jobs.list_by_status = slow_lookup
+    finish(world, first.job_id)
+    assert raced[0].status == "WAITING"
+    assert world.guard.slot_holders("kling") == {second.job_id, waiting.job_id}
+    (woken,) = world.dispatch.message({"clipedit": "submit", "job_id": waiting.job_id, "wake": True})
+    assert woken.status == "SUBMITTED"
+
+
+def test_a_job_that_never_held_a_slot_hands_nothing_over():
+    world = World(backpressure=SETTINGS)
+    upload(world, "a"), upload(world, "b")
+    world.clock.advance(1)
+    waiting = upload(world, "c")
+    world.queue.sent.clear()
+    finish(world, waiting.job_id)  # it ends (say, cancelled) while still waiting: it held no slot
+    assert waiting.job_id not in world.guard.slot_holders("kling") and world.queue.sent == []
+
+
 def test_only_a_job_waiting_on_the_gate_is_handed_a_slot():
     world = World(backpressure=SETTINGS)
     first, _second = upload(world, "a"), upload(world, "b")

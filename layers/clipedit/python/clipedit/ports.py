@@ -227,6 +227,10 @@ class ProviderGuard(Protocol):
     def release_slot(self, provider: str, job_id: str) -> bool:
         """Free the job's slot; True if it held one."""
 
+    def transfer_slot(self, provider: str, from_job_id: str, to_job_id: str, *, limit: int) -> bool:
+        """Make ``to_job_id`` a holder while ``from_job_id`` still holds its slot (the caller then
+        releases it); False when ``from_job_id`` holds none or the gate is over ``limit``."""
+
     def slot_holders(self, provider: str) -> set[str]: ...
 
     def breaker(self, provider: str) -> BreakerState: ...

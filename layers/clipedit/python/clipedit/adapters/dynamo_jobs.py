@@ -359,6 +359,17 @@ class DynamoProviderGuard:
         )
         return result is not None
 
+    def transfer_slot(self, provider: str, from_job_id: str, to_job_id: str, *, limit: int) -> bool:
+        # One write: the heir is added only while the ending job still holds its slot (so the
+        # holders are at most limit + 1 until that job's release, and nobody else gets in between).
+        result = self._update(
+            provider, "ADD #holders :to",
+            condition="contains(#holders, :from) AND size(#holders) <= :limit",
+            names={"#holders": "slot_holders"},
+            values={":to": {"SS": [to_job_id]}, ":from": {"S": from_job_id}, ":limit": {"N": str(limit)}},
+        )
+        return result is not None
+
     def release_slot(self, provider: str, job_id: str) -> bool:
         result = self._update(
             provider, "DELETE #holders :job", condition="contains(#holders, :id)",
