@@ -51,6 +51,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -93,44 +94,115 @@ FAULT_FINALIZE_CRASH_RATE = 0.1
 
 
 class GateRecorder:
-    """Records every acquire (granted or refused) and every release of the provider gate's slots,
-    wrapping ``DynamoProviderGuard`` in this process (the handlers run here)."""
+    """Records every acquire (granted or refused), every hand-over (``transfer_slot``) and every
+    release of the provider gate's slots, wrapping ``DynamoProviderGuard`` in this process (the
+    handlers run here)."""
 
     def __init__(self) -> None:
         from clipedit.adapters import dynamo_jobs
 
         self.acquires: list[tuple[float, str, bool]] = []
+        self.transfers: list[tuple[float, str, str]] = []  # (at, from, to), moved ones only
         self.releases: list[tuple[float, str]] = []
         self._lock = threading.Lock()
         self._cls = dynamo_jobs.DynamoProviderGuard
-        self._acquire, self._release = self._cls.acquire_slot, self._cls.release_slot
+        self._originals = (self._cls.acquire_slot, self._cls.transfer_slot, self._cls.release_slot)
+        original_acquire, original_transfer, original_release = self._originals
         recorder = self
 
         def acquire_slot(guard: Any, provider: str, job_id: str, **kwargs: Any) -> bool:
-            granted = recorder._acquire(guard, provider, job_id, **kwargs)
+            granted = original_acquire(guard, provider, job_id, **kwargs)
             with recorder._lock:
                 recorder.acquires.append((time.time(), job_id, granted))
             return granted
 
+        def transfer_slot(guard: Any, provider: str, from_job_id: str, to_job_id: str, **kwargs: Any) -> bool:
+            at = time.time()  # the heir holds the slot from this write on
+            moved = original_transfer(guard, provider, from_job_id, to_job_id, **kwargs)
+            if moved:
+                with recorder._lock:
+                    recorder.transfers.append((at, from_job_id, to_job_id))
+            return moved
+
         def release_slot(guard: Any, provider: str, job_id: str) -> bool:
-            released = recorder._release(guard, provider, job_id)
+            released = original_release(guard, provider, job_id)
             if released:
                 with recorder._lock:
                     recorder.releases.append((time.time(), job_id))
             return released
 
-        self._cls.acquire_slot, self._cls.release_slot = acquire_slot, release_slot
+        self._cls.acquire_slot, self._cls.transfer_slot, self._cls.release_slot = acquire_slot, transfer_slot, release_slot
 
     def undo(self) -> None:
-        self._cls.acquire_slot, self._cls.release_slot = self._acquire, self._release
+        self._cls.acquire_slot, self._cls.transfer_slot, self._cls.release_slot = self._originals
 
 
-def slot_handoffs(gate: GateRecorder, submitted_at: dict[str, float]) -> list[float]:
-    """Seconds from a slot freeing to the next waiting job's SUBMITTED.
+@dataclass
+class HandOffs:
+    to_waiting: list[float] = field(default_factory=list)  # slot free -> a waiting job's SUBMITTED
+    by_transfer: int = 0  # of those, slots handed straight to a waiting job by the ending one
+    to_newcomers: list[float] = field(default_factory=list)  # freed while jobs waited, taken by one that had not
 
-    A job is waiting from its first refused acquire until its granted one. Each release that found
-    at least one job waiting is matched, in time order, with the earliest not-yet-matched SUBMITTED
-    among the jobs waiting at that moment. Releases with nobody waiting hand nothing over."""
+
+def slot_handoffs(gate: GateRecorder, submitted_at: dict[str, float]) -> HandOffs:
+    """Follows each slot from the moment its holder gives it up to the SUBMITTED of the job that
+    takes it, counting only slots given up while at least one job was waiting on the gate.
+
+    A job waits from its first refused acquire until it holds a slot. A slot is given up either by
+    a hand-over (the ending job adds its heir, then lets go: the slot is free from the hand-over's
+    write, and its next job is the heir) or by a plain release, which frees it for whichever job
+    next takes a slot with a granted acquire (paired in time order: takes after frees, first come
+    first served). A slot that a job which never waited takes is reported apart (``to_newcomers``):
+    it did not sit idle, but it did not serve a waiting job either."""
+    first_refused: dict[str, float] = {}
+    for at, job_id, ok in sorted(gate.acquires):
+        if not ok:
+            first_refused.setdefault(job_id, at)
+    events = ([(at, 0, "transfer", to, frm) for at, frm, to in gate.transfers]
+              + [(at, 1, "acquire", job_id, "") for at, job_id, ok in gate.acquires if ok]
+              + [(at, 2, "release", job_id, "") for at, job_id in gate.releases])
+    holders: set[str] = set()
+    handed_over: set[str] = set()  # ending jobs whose release after the hand-over frees nothing
+    served: set[str] = set()  # jobs holding a slot now or before: no longer waiting
+    free_since: list[float] = []  # slots freed by a plain release while jobs waited, oldest first
+    result = HandOffs()
+
+    def someone_waiting(at: float) -> bool:
+        return any(t <= at and j not in served for j, t in first_refused.items())
+
+    for at, _order, kind, job_id, source in sorted(events):
+        if kind == "transfer":
+            if job_id in holders:
+                continue  # the heir took a slot itself meanwhile: the release after this one frees it
+            holders.add(job_id)
+            handed_over.add(source)
+            if job_id not in served and job_id in submitted_at:
+                result.to_waiting.append(max(0.0, submitted_at[job_id] - at))
+                result.by_transfer += 1
+            served.add(job_id)
+        elif kind == "acquire":
+            if job_id in holders:
+                continue  # already holds one (an heir submitting): not a new take
+            holders.add(job_id)
+            waited = job_id in first_refused and job_id not in served
+            served.add(job_id)
+            if free_since and job_id in submitted_at:
+                delay = max(0.0, submitted_at[job_id] - free_since.pop(0))
+                (result.to_waiting if waited else result.to_newcomers).append(delay)
+        else:
+            holders.discard(job_id)
+            if job_id in handed_over:
+                handed_over.discard(job_id)
+            elif someone_waiting(at):
+                free_since.append(at)
+    return result
+
+
+def fifo_handoffs(gate: GateRecorder, submitted_at: dict[str, float]) -> list[float]:
+    """The previous figure, kept to compare with: each release that found a job waiting is matched,
+    in time order, with the earliest not-yet-matched SUBMITTED among the jobs waiting then. It drifts
+    when a freed slot goes to a job that never waited (every later release is then matched one job
+    too late), so it overstates the wait; ``slot_handoffs`` follows the slots instead."""
     first_refused: dict[str, float] = {}
     granted: dict[str, float] = {}
     for at, job_id, ok in sorted(gate.acquires):
@@ -406,6 +478,7 @@ def run(args: argparse.Namespace, clip: bytes, work: Path) -> dict[str, Any]:
         submitted_at = {job_id: iso_to_epoch(h["at"]) for job_id, job in jobs.items()
                         for h in job["status_history"] if h["status"] == "SUBMITTED"}
         handoffs = slot_handoffs(gate, submitted_at)
+        fifo = fifo_handoffs(gate, submitted_at)
         t_end = max(terminal_at) if terminal_at else time.time()
         wall = t_end - t0
         done = len(terminal_at)
@@ -425,10 +498,15 @@ def run(args: argparse.Namespace, clip: bytes, work: Path) -> dict[str, Any]:
             "jobs_per_s": round(done / wall, 3) if wall > 0 else None,
             "latency_p50_s": round(percentile(latencies, 50), 2), "latency_p95_s": round(percentile(latencies, 95), 2),
             "latency_max_s": round(max(latencies), 2) if latencies else None,
-            "slot_free_to_submitted_n": len(handoffs),
-            "slot_free_to_submitted_p50_s": round(percentile(handoffs, 50), 2) if handoffs else None,
-            "slot_free_to_submitted_p95_s": round(percentile(handoffs, 95), 2) if handoffs else None,
-            "slot_free_to_submitted_max_s": round(max(handoffs), 2) if handoffs else None,
+            "slot_free_to_submitted_n": len(handoffs.to_waiting),
+            "slot_free_to_submitted_by_transfer": handoffs.by_transfer,
+            "slot_free_to_submitted_p50_s": round(percentile(handoffs.to_waiting, 50), 2) if handoffs.to_waiting else None,
+            "slot_free_to_submitted_p95_s": round(percentile(handoffs.to_waiting, 95), 2) if handoffs.to_waiting else None,
+            "slot_free_to_submitted_max_s": round(max(handoffs.to_waiting), 2) if handoffs.to_waiting else None,
+            "slots_taken_by_newcomers": len(handoffs.to_newcomers),
+            "slots_taken_by_newcomers_p95_s": round(percentile(handoffs.to_newcomers, 95), 2) if handoffs.to_newcomers else None,
+            "fifo_matcher_p50_s": round(percentile(fifo, 50), 2) if fifo else None,
+            "fifo_matcher_p95_s": round(percentile(fifo, 95), 2) if fifo else None,
             "jobs_that_waited_on_the_gate": len({j for _, j, ok in gate.acquires if not ok}),
             "mean_slot_s": round(mean_slot, 3), "gate_ceiling_jobs_per_s": round(gate_ceiling, 3),
             "statuses": dict(statuses), "lost": lost, "duplicated": duplicated,
@@ -525,8 +603,10 @@ def main(argv: list[str] | None = None) -> int:
             r["peak_concurrent_provider_tasks"] <= args.gate and r["answers_1303"] == 0),
         row(f"{name}: slot free -> next waiting job SUBMITTED",
             (f"p50 {r['slot_free_to_submitted_p50_s']:.2f} s, p95 {r['slot_free_to_submitted_p95_s']:.2f} s, "
-             f"max {r['slot_free_to_submitted_max_s']:.2f} s ({r['slot_free_to_submitted_n']} hand-offs; "
-             f"{r['jobs_that_waited_on_the_gate']} jobs found the gate full)") if r["slot_free_to_submitted_n"]
+             f"max {r['slot_free_to_submitted_max_s']:.2f} s ({r['slot_free_to_submitted_n']} hand-offs, "
+             f"{r['slot_free_to_submitted_by_transfer']} of them by transfer; "
+             f"{r['jobs_that_waited_on_the_gate']} jobs found the gate full; "
+             f"{r['slots_taken_by_newcomers']} freed slots taken by jobs that had not waited)") if r["slot_free_to_submitted_n"]
             else f"no job found the gate full ({r['jobs_that_waited_on_the_gate']})",
             "-", None, "p95 <= 5 s",
             (r["slot_free_to_submitted_p95_s"] or 0) <= 5.0 if r["slot_free_to_submitted_n"] else None),
@@ -537,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     notes.append(f"machine: {__import__('os').cpu_count()} cores; process CPU {r['process_cpu_s']} s during the run; "
                  f"peak RSS {r['peak_rss_mb']} MB")
+    if r["fifo_matcher_p95_s"] is not None:
+        notes.append(f"slot free -> SUBMITTED by the previous matcher (each release to the earliest waiting job's "
+                     f"SUBMITTED, drifts): p50 {r['fifo_matcher_p50_s']} s, p95 {r['fifo_matcher_p95_s']} s")
     notes.append(f"stage medians (s): {r['stage_median_s']}")
     notes.append(f"stage p95 (s): {r['stage_p95_s']}")
     notes.append("Lambda invocations: " + "; ".join(f"{k} x{v['count']} ({v['per_job']}/job, median {v['median_ms']} ms, "
