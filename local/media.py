@@ -54,33 +54,29 @@ class MediaError(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
-# Colour grades: per-channel 256-entry lookup tables, so grading a frame is one vectorised
-# gather per channel instead of float maths over every pixel.
+# Colour grades: per channel, y = (x * gain + offset - 0.5) * contrast + 0.5 over x in [0, 1],
+# applied by FFmpeg's lutrgb filter (it builds the 256-entry table from the expression and applies
+# it in C: ~3x faster per frame than converting to numpy and gathering there, and the emulator's
+# grade was a third of the test suite's CPU).
 
 
-def _channel_lut(gain: float, offset: float, contrast: float) -> np.ndarray:
-    x = np.arange(256, dtype=np.float32) / 255.0
-    y = (x * gain + offset - 0.5) * contrast + 0.5
-    return (np.clip(y, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+class _Look:
+    def __init__(self, r: tuple[float, float], g: tuple[float, float], b: tuple[float, float], contrast: float) -> None:
+        self.channels = {"r": r, "g": g, "b": b}
+        self.contrast = contrast
+
+    def lutrgb_args(self) -> dict[str, str]:
+        # +0.5: lutrgb truncates the expression's value, so this rounds to the nearest level.
+        return {name: f"clip((val/255*{gain}+{offset}-0.5)*{self.contrast}+0.5,0,1)*255+0.5"
+                for name, (gain, offset) in self.channels.items()}
 
 
-def _look(r: tuple[float, float], g: tuple[float, float], b: tuple[float, float], contrast: float) -> np.ndarray:
-    return np.stack([_channel_lut(gain, offset, contrast) for gain, offset in (r, g, b)])
-
-
-LOOKS: dict[str, np.ndarray] = {
+LOOKS: dict[str, _Look] = {
     # Warm: push red up, pull blue down, lift contrast a little.
-    "warm": _look(r=(1.15, 0.06), g=(1.0, 0.01), b=(0.78, -0.02), contrast=1.15),
+    "warm": _Look(r=(1.15, 0.06), g=(1.0, 0.01), b=(0.78, -0.02), contrast=1.15),
     # Cool: the mirror image, handy to tell two edits apart by eye.
-    "cool": _look(r=(0.80, -0.02), g=(1.0, 0.0), b=(1.15, 0.06), contrast=1.10),
+    "cool": _Look(r=(0.80, -0.02), g=(1.0, 0.0), b=(1.15, 0.06), contrast=1.10),
 }
-
-
-def _apply_look(rgb: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    out = np.empty_like(rgb)
-    for c in range(3):
-        np.take(lut[c], rgb[..., c], out=out[..., c])
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,8 +244,8 @@ def grade_video(
     is centre-cropped to the asked ratio and scaled to `size`, and the output lasts `duration`
     seconds (the last frame held when the clip is shorter, the rest dropped when it is longer).
     """
-    lut = LOOKS.get(look)
-    if lut is None:
+    grade = LOOKS.get(look)
+    if grade is None:
         raise ValueError(f"unknown look {look!r}; choose one of {sorted(LOOKS)}")
     overlay_frames = [_decode_image(data, f"overlay {i}")[0] for i, data in enumerate(overlays or ())]
 
@@ -272,7 +268,7 @@ def grade_video(
             with av.open(dst_path if dst_path is not None else dst, "w", format="mp4") as out:
                 vout = out.add_stream("libx264", rate=OUTPUT_FPS, options=dict(_X264_OPTIONS))
                 vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
-                writer = _GradedVideoWriter(out, vout, lut, width, height, tiles, reshape_from=reshape)
+                writer = _GradedVideoWriter(out, vout, grade, width, height, tiles, reshape_from=reshape)
                 audio = _AudioCopier(out, ain) if carry_audio and ain is not None else None
 
                 interval = _frame_interval(vin)
@@ -362,16 +358,19 @@ class _GradedVideoWriter:
         self,
         out: OutputContainer,
         stream: VideoStream,
-        lut: np.ndarray,
+        look: _Look,
         width: int,
         height: int,
         tiles: list[_Tile] | None = None,
         reshape_from: tuple[int, int] | None = None,
     ) -> None:
-        self._out, self._stream, self._lut = out, stream, lut
+        self._out, self._stream, self._look = out, stream, look
         self._width, self._height = width, height
         self._reshape_from = reshape_from  # (w, h) of the source when frames are re-framed to (width, height)
         self._tiles = tiles or []
+        self._graph: av.filter.Graph | None = None
+        self._graph_input: tuple[str, int, int] | None = None  # the frames the graph was built for
+        self._pushed = 0
         self._held: av.VideoFrame | None = None
         self._held_graded: av.VideoFrame | None = None  # graded once, reused when a frame is held
         self._held_t = 0.0
@@ -397,34 +396,58 @@ class _GradedVideoWriter:
     def _emit(self) -> None:
         assert self._held is not None
         if self._held_graded is None:
-            rgb = self._held.to_ndarray(format="rgb24")
-            if self._reshape_from is not None:
-                rgb = _crop_and_scale(rgb, self._width, self._height)
-            rgb = rgb[: self._height, : self._width]
-            graded = _apply_look(rgb, self._lut)
-            for left, top, pixels in self._tiles:  # after the grade: references keep their colours
-                graded[top : top + pixels.shape[0], left : left + pixels.shape[1]] = pixels
-            self._held_graded = av.VideoFrame.from_ndarray(graded, format="rgb24").reformat(format="yuv420p")
+            self._held_graded = self._grade(self._held)
         frame = self._held_graded
         frame.pts = self.written
         frame.time_base = Fraction(1, OUTPUT_FPS)
         self._out.mux(self._stream.encode(frame))
         self.written += 1
 
+    def _grade(self, frame: av.VideoFrame) -> av.VideoFrame:
+        graph = self._graph_for(frame)
+        frame.pts = self._pushed  # the buffer source wants increasing timestamps; the output sets its own
+        self._pushed += 1
+        graph.push(frame)
+        graded = graph.pull()
+        if not self._tiles:
+            return graded
+        rgb = graded.to_ndarray(format="rgb24")
+        for left, top, pixels in self._tiles:  # after the grade: references keep their colours
+            rgb[top : top + pixels.shape[0], left : left + pixels.shape[1]] = pixels
+        return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
 
-def _crop_and_scale(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Centre-crop to width:height, then scale to width x height (reference mode's new framing)."""
-    h, w = rgb.shape[:2]
+    def _graph_for(self, frame: av.VideoFrame) -> av.filter.Graph:
+        """crop (to even, or to the new shot's ratio) -> scale (new shot) -> grade -> yuv420p, all in
+        FFmpeg; built for the first frame and again only if the decoder's frames change shape."""
+        shape = (frame.format.name, frame.width, frame.height)
+        if self._graph is not None and self._graph_input == shape:
+            return self._graph
+        graph = av.filter.Graph()
+        chain = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+                                  time_base=Fraction(1, OUTPUT_FPS))]
+        if self._reshape_from is not None:
+            crop_w, crop_h = _centre_crop(frame.width, frame.height, self._width, self._height)
+            chain.append(graph.add("crop", w=str(crop_w), h=str(crop_h)))  # centred by default
+            chain.append(graph.add("scale", w=str(self._width), h=str(self._height)))
+        elif (frame.width, frame.height) != (self._width, self._height):
+            chain.append(graph.add("crop", w=str(self._width), h=str(self._height), x="0", y="0"))
+        chain.append(graph.add("format", pix_fmts="rgb24"))
+        chain.append(graph.add("lutrgb", **self._look.lutrgb_args()))
+        # With thumbnails to paste the frame comes back as RGB; otherwise as the encoder takes it.
+        chain.append(graph.add("format", pix_fmts="rgb24" if self._tiles else "yuv420p"))
+        chain.append(graph.add("buffersink"))
+        for upstream, downstream in zip(chain, chain[1:]):
+            upstream.link_to(downstream)
+        graph.configure()
+        self._graph, self._graph_input = graph, shape
+        return graph
+
+
+def _centre_crop(w: int, h: int, width: int, height: int) -> tuple[int, int]:
+    """The largest centred width:height window of a w x h frame (reference mode's new framing)."""
     if w * height > h * width:
-        crop_w = max(2, round(h * width / height))
-        left = (w - crop_w) // 2
-        rgb = rgb[:, left:left + crop_w]
-    else:
-        crop_h = max(2, round(w * height / width))
-        top = (h - crop_h) // 2
-        rgb = rgb[top:top + crop_h]
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    return frame.reformat(width=width, height=height).to_ndarray(format="rgb24")
+        return max(2, round(h * width / height)), h
+    return w, max(2, round(w * height / width))
 
 
 class _AudioCopier:
