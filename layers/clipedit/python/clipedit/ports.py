@@ -229,7 +229,8 @@ class ProviderGuard(Protocol):
 
     def transfer_slot(self, provider: str, from_job_id: str, to_job_id: str, *, limit: int) -> bool:
         """Make ``to_job_id`` a holder while ``from_job_id`` still holds its slot (the caller then
-        releases it); False when ``from_job_id`` holds none or the gate is over ``limit``."""
+        releases it); False when ``from_job_id`` holds none or the gate stays over ``limit`` (an
+        adapter may wait a moment for another ending job's hand-over to finish first)."""
 
     def slot_holders(self, provider: str) -> set[str]: ...
 
