@@ -53,8 +53,10 @@ _FN_TAGS = (
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.:-]+)\}")
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that understands CloudFormation's short intrinsic-function tags."""
+class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """SafeLoader that understands CloudFormation's short intrinsic-function tags. libyaml's parser
+    when PyYAML has it (the same document, 25x faster: every local stack and template test parses
+    the template)."""
 
 
 def _construct_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:

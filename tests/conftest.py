@@ -44,8 +44,10 @@ def emulator(stack):
     stack.emulator.settings = original
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def client(stack):
+    """One per worker: LocalClient holds nothing but its boto3 clients, whose creation (a session
+    loading three service models) cost about 0.1 CPU-s per test when made per test."""
     from local.client import LocalClient
 
     return LocalClient(stack.info)
