@@ -24,13 +24,15 @@ prepare: every invocation runs PyAV, so a second row compares it with boto3 + it
 av`` too (information; the target row is the one above). Its `focus: auto` clips alone load numpy
 and the focus tracker: timed after ready in the handler child and reported in a note.
 
-Bytecode as on Lambda: the deployment package and layer are read-only there and ``sam build`` does
-not compile our sources, so our modules are compiled at every cold start while the dependencies'
-``.pyc`` (pip compiles on install; the runtime's boto3 is precompiled) are used. The bench
-reproduces that with a private ``PYTHONPYCACHEPREFIX``: a first run fills it, our code's entries
-are then removed and the measured runs do not write bytecode. A second set of runs with our
-bytecode cached shows what shipping ``.pyc`` would save. One ``-X importtime`` run per handler
-lists the heaviest top-level imports.
+Bytecode as on Lambda: both layers are built by Makefiles that compile everything they ship to
+unchecked-hash ``.pyc`` (``layers/clipedit/python/Makefile`` for SharedLayer, with its dependencies;
+``layers/media/python/Makefile`` for MediaLayer: PyAV, numpy, ``clipedit_media``), and the runtime's
+boto3 is precompiled; a function's own code (``/var/task``, read-only; ``sam build`` does not compile
+it) is compiled at every cold start. The bench reproduces that with a private
+``PYTHONPYCACHEPREFIX`` (Python then reads bytecode only there): a first run fills it, the entries
+of ``functions/`` (and ``local/``) are then removed, and the measured runs do not write bytecode. A
+second set of runs with the function's code cached too shows what compiling ``app.py`` costs. One
+``-X importtime`` run per handler lists the heaviest top-level imports.
 """
 
 from __future__ import annotations
@@ -219,10 +221,11 @@ def run_once(code: str, env: dict[str, str], extra_args: list[str] | None = None
 
 
 def drop_our_bytecode(prefix: Path) -> int:
-    """Remove the cached bytecode of our own sources (layer, functions) from the private prefix."""
+    """Remove the cached bytecode of the functions' own code from the private prefix (what Lambda
+    compiles at a cold start); the layers' stays, as they ship it."""
     removed = 0
     mirror = prefix / str(ROOT).lstrip("/")
-    # The layer ships bytecode (its Makefile compiles it); a function's own app.py is compiled
+    # Both layers ship bytecode (their Makefiles compile it); a function's own app.py is compiled
     # at every cold start, as Lambda's /var/task holds no .pyc.
     for sub in ("functions", "local"):
         target = mirror / sub
@@ -330,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         details["blocked_modules"] = blocked
         details["our_pyc_removed"] = drop_our_bytecode(prefix)
         for handler in selected:
-            say(f"cold start: {handler}, {runs} runs each (our code compiled at import, as on Lambda)")
+            say(f"cold start: {handler}, {runs} runs each (the function's app.py compiled at import, as on Lambda)")
             cold_env, hot_env = envs[handler]["cold"], envs[handler]["warm"]
             kinds = steps(handler, clients[handler], created[handler], third_party[handler])
             cold = measure(handler, runs, cold_env, kinds)
@@ -338,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"  spawn->ready: handler {cold['handler']['ready_s'] * 1000:.0f} ms vs baseline {cold['baseline']['ready_s'] * 1000:.0f} ms "
                 f"-> {cold['ratio_ready']:.2f}x (in-process {cold['ratio_in_process']:.2f}x, spawn->exit {cold['ratio_wall']:.2f}x); "
                 f"first traced invocation +{cold['handler']['first_trace_s'] * 1000:.0f} ms (X-Ray SDK)")
-            # Our bytecode cached (what shipping .pyc would give); written once, then reused.
+            # The function's app.py cached too (what compiling it costs); written once, then reused.
             run_once(code_for("handler", handler), hot_env)
             hot = measure(handler, max(3, runs // 3), hot_env, {k: kinds[k] for k in ("handler", "baseline")})
             importtime = run_once(code_for("handler", handler, preload=True), cold_env, ["-X", "importtime"])
@@ -384,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{cold['handler']['ready_s'] / cold['+dependencies']['ready_s']:.2f}x")
             notes.append(f"{handler}: tracing is on; the first invocation loads the X-Ray SDK and patches botocore and "
                          f"httpx: +{cold['handler']['first_trace_s'] * 1000:.0f} ms once per container (not in the ratio)")
-            notes.append(f"{handler}: with our bytecode cached the ratio is {hot['ratio_ready']:.2f}x "
+            notes.append(f"{handler}: with the function's app.py cached too the ratio is {hot['ratio_ready']:.2f}x "
                          f"(handler {hot['handler']['ready_s'] * 1000:.0f} ms to ready); RSS when ready "
                          f"{cold['handler']['rss_mb']} MiB (baseline {cold['baseline']['rss_mb']} MiB)")
     finally:

@@ -282,6 +282,19 @@ def test_layer_ships_the_package_at_the_top_of_the_python_path(template: dict[st
     assert "-r requirements.txt" in build.replace("--requirement ", "-r ") and 'cp -R clipedit "$(TARGET)/"' in build
 
 
+def test_media_layer_ships_bytecode_too(template: dict[str, Any]) -> None:
+    # SAM's python3.12 builder ships no .pyc: PyAV's and clipedit_media's modules would be compiled
+    # at every prepare cold start (the layer is read-only at run time).
+    media = template["Resources"]["MediaLayer"]
+    assert media["Metadata"]["BuildMethod"] == "makefile"
+    layer_dir = ROOT / media["Properties"]["ContentUri"]
+    assert (layer_dir / "clipedit_media").is_dir()
+    build = (layer_dir / "Makefile").read_text()
+    assert "build-MediaLayer:" in build and "--invalidation-mode unchecked-hash" in build
+    assert "-r requirements.txt" in build.replace("--requirement ", "-r ")
+    assert 'cp -R clipedit_media "$(TARGET)/"' in build
+
+
 @pytest.mark.xfail(
     not (ROOT / "layers/clipedit/python/requirements.txt").exists(),
     reason="layers/clipedit/requirements.txt must move to layers/clipedit/python/requirements.txt "

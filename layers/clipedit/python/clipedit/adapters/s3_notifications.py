@@ -6,7 +6,7 @@ import json
 from typing import Any, Iterator
 from urllib.parse import unquote_plus
 
-from clipedit.usecases.intake import UploadedObject
+from clipedit.domain.uploads import UploadedObject
 
 
 class MalformedNotification(ValueError):

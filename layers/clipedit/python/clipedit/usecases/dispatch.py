@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from clipedit.domain.errors import RetryLater, SpecError
+from clipedit.domain.uploads import UploadedObject
 from clipedit.ports import MessageQueue
 from clipedit.usecases.backpressure import submit_message
 from clipedit.usecases.common import MESSAGE_KIND  # defined in common; still importable from here
-from clipedit.usecases.intake import Intake, UploadedObject
+from clipedit.usecases.intake import Intake
 from clipedit.usecases.submit import SubmitJob, SubmitOutcome
 
 

@@ -36,6 +36,7 @@ from clipedit.domain.manifest import (
     resolve,
 )
 from clipedit.domain.spec import SpecDefaults, parse_bool
+from clipedit.domain.uploads import UploadedObject  # also importable from here
 from clipedit.ports import BatchStore, Clock, DocumentStore, JobStore, MessageQueue
 from clipedit.usecases.common import StatusRecorder, iso, results_key_for
 
@@ -54,28 +55,6 @@ class IntakeSettings:
     default_preset: str | None = None
     allowed_buckets: frozenset[str] = frozenset()
     defaults: SpecDefaults = field(default_factory=SpecDefaults)
-
-
-@dataclass(frozen=True)
-class UploadedObject:
-    """What an S3 ObjectCreated notification tells us about one upload."""
-
-    bucket: str
-    key: str
-    version_id: str | None
-    etag: str | None
-    sequencer: str | None
-    size: int | None
-
-    @property
-    def version(self) -> str:
-        # A versioned bucket names every upload; otherwise ETag + sequencer still tell two uploads
-        # of the same key apart while a redelivered event keeps both.
-        return self.version_id or f"{self.etag}:{self.sequencer}"
-
-    @property
-    def ref(self) -> ObjectRef:
-        return ObjectRef(self.bucket, self.key, self.version_id)
 
 
 @dataclass

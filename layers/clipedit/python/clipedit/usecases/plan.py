@@ -15,8 +15,9 @@ from typing import Any, Iterable
 from clipedit.domain.errors import MediaRejected, SpecError
 from clipedit.domain.job import JobStatus
 from clipedit.domain.pricing import PriceTable
+from clipedit.domain.uploads import UploadedObject
 from clipedit.ports import MediaInspector
-from clipedit.usecases.intake import Intake, UploadedObject
+from clipedit.usecases.intake import Intake
 from clipedit.usecases.submit import check_media
 
 BATCH_SUFFIXES = (".csv", ".jsonl")
