@@ -140,7 +140,7 @@ class GateRecorder:
 @dataclass
 class HandOffs:
     to_waiting: list[float] = field(default_factory=list)  # slot free -> a waiting job's SUBMITTED
-    by_transfer: int = 0  # of those, slots handed straight to a waiting job by the ending one
+    transferred: list[float] = field(default_factory=list)  # of those, slots handed straight to the heir
     to_newcomers: list[float] = field(default_factory=list)  # freed while jobs waited, taken by one that had not
 
 
@@ -178,7 +178,7 @@ def slot_handoffs(gate: GateRecorder, submitted_at: dict[str, float]) -> HandOff
             handed_over.add(source)
             if job_id not in served and job_id in submitted_at:
                 result.to_waiting.append(max(0.0, submitted_at[job_id] - at))
-                result.by_transfer += 1
+                result.transferred.append(result.to_waiting[-1])
             served.add(job_id)
         elif kind == "acquire":
             if job_id in holders:
@@ -479,6 +479,9 @@ def run(args: argparse.Namespace, clip: bytes, work: Path) -> dict[str, Any]:
                         for h in job["status_history"] if h["status"] == "SUBMITTED"}
         handoffs = slot_handoffs(gate, submitted_at)
         fifo = fifo_handoffs(gate, submitted_at)
+        plain = sorted(handoffs.to_waiting)
+        for delay in handoffs.transferred:
+            plain.remove(delay)  # what is left: slots freed by a plain release, then taken by a waiting job
         t_end = max(terminal_at) if terminal_at else time.time()
         wall = t_end - t0
         done = len(terminal_at)
@@ -499,7 +502,9 @@ def run(args: argparse.Namespace, clip: bytes, work: Path) -> dict[str, Any]:
             "latency_p50_s": round(percentile(latencies, 50), 2), "latency_p95_s": round(percentile(latencies, 95), 2),
             "latency_max_s": round(max(latencies), 2) if latencies else None,
             "slot_free_to_submitted_n": len(handoffs.to_waiting),
-            "slot_free_to_submitted_by_transfer": handoffs.by_transfer,
+            "slot_free_to_submitted_by_transfer": len(handoffs.transferred),
+            "by_transfer_p95_s": round(percentile(handoffs.transferred, 95), 2) if handoffs.transferred else None,
+            "by_release_p95_s": round(percentile(plain, 95), 2) if plain else None,
             "slot_free_to_submitted_p50_s": round(percentile(handoffs.to_waiting, 50), 2) if handoffs.to_waiting else None,
             "slot_free_to_submitted_p95_s": round(percentile(handoffs.to_waiting, 95), 2) if handoffs.to_waiting else None,
             "slot_free_to_submitted_max_s": round(max(handoffs.to_waiting), 2) if handoffs.to_waiting else None,
@@ -617,6 +622,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     notes.append(f"machine: {__import__('os').cpu_count()} cores; process CPU {r['process_cpu_s']} s during the run; "
                  f"peak RSS {r['peak_rss_mb']} MB")
+    if r["slot_free_to_submitted_n"]:
+        notes.append(f"slot free -> SUBMITTED p95 by hand-over {r['by_transfer_p95_s']} s, "
+                     f"by plain release then acquire {r['by_release_p95_s']} s")
     if r["fifo_matcher_p95_s"] is not None:
         notes.append(f"slot free -> SUBMITTED by the previous matcher (each release to the earliest waiting job's "
                      f"SUBMITTED, drifts): p50 {r['fifo_matcher_p50_s']} s, p95 {r['fifo_matcher_p95_s']} s")

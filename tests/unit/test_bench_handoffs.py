@@ -17,7 +17,7 @@ def test_a_hand_over_counts_from_the_transfer_to_the_heirs_submitted():
                     transfers=[(10.0, "a", "w")], releases=[(10.1, "a")])
     result = slot_handoffs(recorded, {"a": 0.5, "w": 12.5})
     assert result.to_waiting == [2.5]
-    assert result.by_transfer == 1
+    assert result.transferred == [2.5]
     assert result.to_newcomers == []
 
 
@@ -28,7 +28,7 @@ def test_a_plain_release_goes_to_the_next_take_and_a_newcomer_is_reported_apart(
     result = slot_handoffs(recorded, {"a": 0.2, "b": 0.3, "new": 6.0, "w": 9.5})
     assert result.to_newcomers == [1.0]  # a's slot: freed at 5.0, taken by "new", SUBMITTED at 6.0
     assert result.to_waiting == [1.5]  # b's slot: freed at 8.0, the waiting job SUBMITTED at 9.5
-    assert result.by_transfer == 0
+    assert result.transferred == []
 
 
 def test_a_slot_freed_while_nobody_waits_is_not_a_hand_off():
