@@ -461,23 +461,49 @@ def patch_moto_dynamodb_index_query() -> Callable[[], None]:
     return undo
 
 
-def patch_moto_events_jsonpath() -> Callable[[], None]:
-    """Make moto's EventBridge parse each target's input paths once, not once per event.
+def patch_moto_jsonpath_cache() -> Callable[[], None]:
+    """Make moto parse each JSONPath once, not once per use (EventBridge targets, Step Functions).
 
-    For every event it delivers to a target, moto 5.2.5 parses each JSONPath of the target's input
-    transformer (nine for the default transformer) with ``jsonpath_ng.ext.parse``, which builds a
-    new PLY lexer and parser (its tables included) every call. Measured on ``bench/catalog.py`` with
-    1,000 rows: ~10 % of the whole process's CPU, ~5 events per job. The parsed expressions are
-    immutable (``find`` only reads), so the same string always gives an equal expression: cached.
+    ``jsonpath_ng.ext.parse`` builds a new PLY lexer and parser (its tables included) on every
+    call. moto 5.2.5 calls it for each input path of each EventBridge target (nine for the default
+    input transformer) on every event, and for every path of every state the poller state machine
+    evaluates. Measured with py-spy on ``bench/catalog.py`` (1,000 rows): ~10 % of the process's CPU
+    in EventBridge and ~5 % in Step Functions, for ~5 events and ~10 states per job. A parsed
+    expression is immutable (``find`` only reads), so the same string always gives an equal one:
+    cached by string.
     """
     import functools
 
     import jsonpath_ng.ext
+    from moto.stepfunctions.parser.asl.utils import json_path
 
-    original = jsonpath_ng.ext.parse
-    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(original)  # moto imports it at each call
+    original, original_sfn = jsonpath_ng.ext.parse, json_path.parse
+    cached = functools.lru_cache(maxsize=1024)(original)
+    jsonpath_ng.ext.parse = cached  # moto.events imports it at each call
+    json_path.parse = cached  # Step Functions imported it once
 
     def undo() -> None:
         jsonpath_ng.ext.parse = original
+        json_path.parse = original_sfn
+
+    return undo
+
+
+def patch_moto_server_module_list() -> Callable[[], None]:
+    """Make moto's server list its own service modules once, not at every request.
+
+    To route a request, moto 5.2.5's ``DomainDispatcherApplication.get_backend_for_host`` asks
+    ``moto.backends.list_of_moto_modules()``, which lists moto's package directory and stats every
+    entry (~150) each time. py-spy on ``bench/catalog.py`` (1,000 rows): ~10 % of the process's CPU.
+    The package does not change while the process runs: the list is read once.
+    """
+    from moto import backends
+
+    original = backends.list_of_moto_modules
+    modules = tuple(original())
+    backends.list_of_moto_modules = lambda: iter(modules)  # type: ignore[assignment]
+
+    def undo() -> None:
+        backends.list_of_moto_modules = original  # type: ignore[assignment]
 
     return undo

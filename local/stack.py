@@ -224,9 +224,10 @@ class LocalStack:
             function_definition,
             patch_moto_dynamodb_atomic,
             patch_moto_dynamodb_index_query,
-            patch_moto_events_jsonpath,
+            patch_moto_jsonpath_cache,
             patch_moto_lambda,
             patch_moto_s3_events,
+            patch_moto_server_module_list,
             patch_moto_sqs_backlog,
             patch_moto_task_token_wait,
         )
@@ -261,7 +262,8 @@ class LocalStack:
         # moto's per-call cost grew with the backlog (queues, table): see each patch's docstring
         self._stoppers.append(patch_moto_sqs_backlog())
         self._stoppers.append(patch_moto_dynamodb_index_query())
-        self._stoppers.append(patch_moto_events_jsonpath())
+        self._stoppers.append(patch_moto_jsonpath_cache())
+        self._stoppers.append(patch_moto_server_module_list())
         self.gateway = CallbackGateway(lambda event: self.runner.invoke(self.finalize_function, event))
         self.gateway.start()
         self._stoppers.append(self.gateway.stop)

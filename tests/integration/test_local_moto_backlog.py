@@ -235,3 +235,23 @@ def test_each_event_reaches_its_target_with_its_own_detail(stack, sqs):
         events.remove_targets(Rule=f"backlog-{tag}", Ids=["q"])
         events.delete_rule(Name=f"backlog-{tag}")
         sqs.delete_queue(QueueUrl=url)
+
+
+def test_moto_still_knows_its_service_modules(stack):
+    """The module list is read once: it must be the one moto computes from its package."""
+    import os
+
+    import moto
+    from moto import backends
+
+    path = os.path.dirname(moto.__file__)
+    assert list(backends.list_of_moto_modules()) == [
+        name for name in sorted(os.listdir(path)) if os.path.isdir(os.path.join(path, name)) and not name.startswith("__")]
+
+
+def test_a_parsed_json_path_is_shared_and_still_finds_each_documents_values(stack):
+    from jsonpath_ng.ext import parse
+    from moto.stepfunctions.parser.asl.utils.json_path import extract_json
+
+    assert parse("$.detail.n") is parse("$.detail.n")
+    assert [extract_json("$.detail.n", {"detail": {"n": n}}) for n in range(3)] == [0, 1, 2]
