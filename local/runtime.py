@@ -275,3 +275,235 @@ def patch_moto_task_token_wait(seconds: float = 0.01) -> Callable[[], None]:
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = original  # type: ignore[misc]
 
     return undo
+
+
+def patch_moto_sqs_backlog() -> Callable[[], None]:
+    """Make moto's SQS cost per call independent of the queue's backlog, as SQS's is.
+
+    Measured (py-spy on ``bench/catalog.py``; ``tests/integration/test_local_sqs_backlog.py`` times
+    the calls): moto 5.2.5 reads the clock (three ``datetime`` objects) twice per message for every
+    scan of a queue, and scans it far more often than needed. ``ReceiveMessage`` checks each message
+    it returns against the retention period by building all of ``Queue.attributes``, three times,
+    and each build counts the visible, delayed and in-flight messages (three scans); ``SendMessage``
+    builds the same attributes once per message to read ``ContentBasedDeduplication``; and
+    ``DeleteMessage`` rebuilds the whole message list. With the 10,000 submit messages of a catalog
+    in the intake queue that was ~0.1 s of CPU per message sent and ~1 s per message received, so
+    the local stack slowed down as its backlog grew (the 10,000-row catalog did not finish in two
+    hours).
+
+    What changes, each with the result moto computed before:
+
+    - ``Queue.messages`` and the approximate counts read the clock once per call (one instant for
+      the whole scan) instead of twice per message;
+    - the retention check reads the queue's ``MessageRetentionPeriod`` directly;
+    - ``SendMessage`` / ``SendMessageBatch`` do not count messages they never report (the
+      attributes they read are the queue's settings);
+    - ``DeleteMessage`` removes the one message that holds (or held) the receipt handle in place,
+      under the queue's lock. moto rebuilt the list and swapped it in without a lock, so a message
+      added or deleted by another request during the rebuild could be lost or brought back; SQS
+      has no such race, so this only removes a local-stack fault.
+
+    Visibility, delays, receive counts, the DLQ redrive, the order messages are handed out in and
+    the receipt-handle rules (an old handle deletes, a handle used twice is accepted) are moto's own
+    code, unchanged.
+    """
+    from moto.core.utils import camelcase_to_underscores, unix_time, unix_time_millis
+    from moto.sqs import models
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+
+    Queue, Backend = models.Queue, models.SQSBackend
+    counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed",
+              "ApproximateNumberOfMessagesNotVisible")
+    missing = [name for name in counts if name not in Queue.BASE_ATTRIBUTES]
+    if missing:  # a moto whose attributes differ: leave it alone rather than guess
+        raise RuntimeError(f"moto's SQS Queue no longer lists {missing}: review patch_moto_sqs_backlog")
+    names = {attribute: camelcase_to_underscores(attribute)  # a regex per attribute per call in moto
+             for attribute in (*Queue.BASE_ATTRIBUTES, *Queue.FIFO_ATTRIBUTES, *Queue.KMS_ATTRIBUTES)}
+    settings_only = threading.local()  # set while SendMessage runs: the counts are never read there
+    saved = {name: Queue.__dict__[name] for name in (
+        "messages", "approximate_number_of_messages", "approximate_number_of_messages_delayed",
+        "approximate_number_of_messages_not_visible", "attributes", "delete_message")}
+    saved_backend = {name: Backend.__dict__[name] for name in ("send_message", "is_message_valid_based_on_retention_period")}
+
+    def messages(self: Any) -> list[Any]:
+        now = unix_time_millis()  # Message.visible: now > visible_at; Message.delayed: now < delayed_until
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def approximate_number_of_messages(self: Any) -> int:
+        return len(self.messages)
+
+    def approximate_number_of_messages_delayed(self: Any) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in self._messages if now < m.delayed_until)
+
+    def approximate_number_of_messages_not_visible(self: Any) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in self._messages if not now > m.visible_at)
+
+    def attributes(self: Any) -> dict[str, Any]:
+        # moto's Queue.attributes, except that the message counts are left out while SendMessage runs
+        skip = counts if getattr(settings_only, "depth", 0) else ()
+        result: dict[str, Any] = {}
+        for attribute in self.BASE_ATTRIBUTES:
+            if attribute not in skip:
+                result[attribute] = getattr(self, names[attribute])
+        if self.fifo_queue:
+            for attribute in self.FIFO_ATTRIBUTES:
+                result[attribute] = getattr(self, names[attribute])
+        if self.kms_master_key_id:
+            for attribute in self.KMS_ATTRIBUTES:
+                result[attribute] = getattr(self, names[attribute])
+        if self.policy:
+            result["Policy"] = self.policy
+        if self.redrive_policy:
+            result["RedrivePolicy"] = json.dumps(self.redrive_policy)
+        for key in result:
+            if isinstance(result[key], bool):
+                result[key] = str(result[key]).lower()
+        return result
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        if receipt_handle in self.deleted_messages:
+            return  # already deleted: accepted again, as moto and SQS do
+        with self._messages_lock:
+            for index, message in enumerate(self._messages):
+                if message.receipt_handle == receipt_handle or receipt_handle in message._old_receipt_handles:
+                    del self._messages[index]
+                    break
+            else:
+                raise ReceiptHandleIsInvalid()
+        self.pending_messages.discard(message)
+        self.deleted_messages.update(message.all_receipt_handles)
+
+    def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        settings_only.depth = getattr(settings_only, "depth", 0) + 1
+        try:
+            return saved_backend["send_message"](self, *args, **kwargs)
+        finally:
+            settings_only.depth -= 1
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention_period = self.get_queue(queue_name).message_retention_period
+        return not retention_period + message.sent_timestamp / 1000 <= unix_time()
+
+    for name, function in (("messages", messages), ("approximate_number_of_messages", approximate_number_of_messages),
+                           ("approximate_number_of_messages_delayed", approximate_number_of_messages_delayed),
+                           ("approximate_number_of_messages_not_visible", approximate_number_of_messages_not_visible),
+                           ("attributes", attributes)):
+        setattr(Queue, name, property(function))
+    Queue.delete_message = delete_message  # type: ignore[method-assign]
+    Backend.send_message = send_message  # type: ignore[method-assign]
+    Backend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+
+    def undo() -> None:
+        for name, value in saved.items():
+            setattr(Queue, name, value)
+        for name, value in saved_backend.items():
+            setattr(Backend, name, value)
+
+    return undo
+
+
+def patch_moto_dynamodb_index_query() -> Callable[[], None]:
+    """Make moto's Query on a global secondary index skip sorting the whole table.
+
+    moto 5.2.5 answers a GSI ``Query`` by building a list of every item of the table, sorting it by
+    primary key (``Table.all_items``, O(n log n) comparisons of Python objects), keeping the items
+    whose index hash key matches, and sorting those again by the index's full key. The first sort is
+    wasted: the second orders by (index hash, index range, table hash[, table range]), unique per
+    item, so it decides the result alone. At every slot release the gate's hand-over queries
+    ``by-status`` for QUEUED jobs, so with the 10,000 job records of a catalog each release paid for
+    a sort of the whole table. Here, for a GSI query only, the items are listed unsorted and
+    pre-filtered on the query's hash-key conditions with moto's own test (moto applies it again);
+    the matches, their order, the limit, paging and projection are moto's.
+    """
+    from moto.dynamodb.models.table import Table
+
+    pending = threading.local()  # (table, hash-key conditions) while a GSI query of that table runs
+    original_query, original_all_items = Table.query, Table.all_items
+
+    def all_items(self: Any) -> list[Any]:
+        wanted = getattr(pending, "query", None)
+        if wanted is None or wanted[0] is not self:
+            return original_all_items(self)
+        conditions = wanted[1]
+        items = []
+        for hash_set in self.items.values():
+            for item in (hash_set.values() if self.range_key_attr else (hash_set,)):
+                for name, expected in conditions:
+                    value = item.attrs.get(name)
+                    if expected.type == "S":  # a string's cast value is itself: the same test, cheaper
+                        if value is None or value.type != "S" or value.value != expected.value:
+                            break
+                    elif not value or value != expected:  # moto's test in Table.query
+                        break
+                else:
+                    items.append(item)
+        return items
+
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
+        if not index_name:
+            return original_query(self, *args, **kwargs)
+        pending.query = (self, list(kwargs.get("hash_key_conditions") or []))
+        try:
+            return original_query(self, *args, **kwargs)
+        finally:
+            pending.query = None
+
+    Table.query = query  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
+
+    def undo() -> None:
+        Table.query = original_query  # type: ignore[method-assign]
+        Table.all_items = original_all_items  # type: ignore[method-assign]
+
+    return undo
+
+
+def patch_moto_jsonpath_cache() -> Callable[[], None]:
+    """Make moto parse each JSONPath once, not once per use (EventBridge targets, Step Functions).
+
+    ``jsonpath_ng.ext.parse`` builds a new PLY lexer and parser (its tables included) on every
+    call. moto 5.2.5 calls it for each input path of each EventBridge target (nine for the default
+    input transformer) on every event, and for every path of every state the poller state machine
+    evaluates. Measured with py-spy on ``bench/catalog.py`` (1,000 rows): ~10 % of the process's CPU
+    in EventBridge and ~5 % in Step Functions, for ~5 events and ~10 states per job. A parsed
+    expression is immutable (``find`` only reads), so the same string always gives an equal one:
+    cached by string.
+    """
+    import functools
+
+    import jsonpath_ng.ext
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    original, original_sfn = jsonpath_ng.ext.parse, json_path.parse
+    cached = functools.lru_cache(maxsize=1024)(original)
+    jsonpath_ng.ext.parse = cached  # moto.events imports it at each call
+    json_path.parse = cached  # Step Functions imported it once
+
+    def undo() -> None:
+        jsonpath_ng.ext.parse = original
+        json_path.parse = original_sfn
+
+    return undo
+
+
+def patch_moto_server_module_list() -> Callable[[], None]:
+    """Make moto's server list its own service modules once, not at every request.
+
+    To route a request, moto 5.2.5's ``DomainDispatcherApplication.get_backend_for_host`` asks
+    ``moto.backends.list_of_moto_modules()``, which lists moto's package directory and stats every
+    entry (~150) each time. py-spy on ``bench/catalog.py`` (1,000 rows): ~10 % of the process's CPU.
+    The package does not change while the process runs: the list is read once.
+    """
+    from moto import backends
+
+    original = backends.list_of_moto_modules
+    modules = tuple(original())
+    backends.list_of_moto_modules = lambda: iter(modules)  # type: ignore[assignment]
+
+    def undo() -> None:
+        backends.list_of_moto_modules = original  # type: ignore[assignment]
+
+    return undo

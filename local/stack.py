@@ -223,8 +223,12 @@ class LocalStack:
             FunctionRunner,
             function_definition,
             patch_moto_dynamodb_atomic,
+            patch_moto_dynamodb_index_query,
+            patch_moto_jsonpath_cache,
             patch_moto_lambda,
             patch_moto_s3_events,
+            patch_moto_server_module_list,
+            patch_moto_sqs_backlog,
             patch_moto_task_token_wait,
         )
 
@@ -255,6 +259,11 @@ class LocalStack:
         self._stoppers.append(patch_moto_s3_events())
         self._stoppers.append(patch_moto_dynamodb_atomic())
         self._stoppers.append(patch_moto_task_token_wait())
+        # moto's per-call cost grew with the backlog (queues, table): see each patch's docstring
+        self._stoppers.append(patch_moto_sqs_backlog())
+        self._stoppers.append(patch_moto_dynamodb_index_query())
+        self._stoppers.append(patch_moto_jsonpath_cache())
+        self._stoppers.append(patch_moto_server_module_list())
         self.gateway = CallbackGateway(lambda event: self.runner.invoke(self.finalize_function, event))
         self.gateway.start()
         self._stoppers.append(self.gateway.stop)
