@@ -184,3 +184,20 @@ def test_overflowing_overlays_are_clipped_and_bad_overlays_fail_cleanly(clip_30f
     with pytest.raises(MediaError, match="overlay 1"):
         grade_video(clip_30fps, bad, keep_audio=False, overlays=[wide, b"not an image" * 40])
     assert not bad.exists()
+
+
+@pytest.mark.parametrize("look", ["warm", "cool"])
+def test_grade_applies_each_looks_levels(look: str, tmp_path: Path) -> None:
+    # A flat grey clip: every output channel must sit where the look's curve puts the input's level
+    # (y = (x * gain + offset - 0.5) * contrast + 0.5), within the yuv420p round trip's rounding.
+    from tests.media_fixtures import write_flat_clip
+
+    src = write_flat_clip(tmp_path / "grey.mp4", seconds=1.0, width=320, height=240, fps=24)
+    grade_video(src, tmp_path / "out.mp4", keep_audio=False, look=look)
+    before, after = probe(src)["mean_rgb"], probe(tmp_path / "out.mp4")["mean_rgb"]
+    curves = {"warm": ((1.15, 0.06), (1.0, 0.01), (0.78, -0.02), 1.15),
+              "cool": ((0.80, -0.02), (1.0, 0.0), (1.15, 0.06), 1.10)}[look]
+    contrast = curves[3]
+    for level, (gain, offset), graded in zip(before, curves[:3], after):
+        expected = min(1.0, max(0.0, (level / 255 * gain + offset - 0.5) * contrast + 0.5)) * 255
+        assert graded == pytest.approx(expected, abs=3)
