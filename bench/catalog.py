@@ -148,7 +148,8 @@ def expand_alone(data: bytes, bucket: str, output_prefix: str, *, trace: bool) -
     """Run ``Intake.upload`` on the catalog with in-memory ports; with ``trace``, under tracemalloc."""
     from clipedit.domain.spec import SpecDefaults
     from clipedit.usecases.common import StatusRecorder
-    from clipedit.usecases.intake import Intake, IntakeSettings, UploadedObject
+    from clipedit.domain.uploads import UploadedObject
+    from clipedit.usecases.intake import Intake, IntakeSettings
     from clipedit.wiring import SystemClock
 
     batches, queue = _NoBatches(), _SerializingQueue()

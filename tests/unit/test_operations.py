@@ -11,7 +11,7 @@ from clipedit.domain.errors import ProviderError, SpecError
 from clipedit.domain.job import JobStatus
 from clipedit.domain.spec import SpecDefaults
 from clipedit.usecases.common import StatusRecorder, iso
-from clipedit.usecases.intake import UploadedObject
+from clipedit.domain.uploads import UploadedObject
 from clipedit.usecases.queries import InvalidQuery, NotFound, parse_since, public_job
 from clipedit.usecases.retry import NotRetryable, RetryJob
 from clipedit.usecases.submit_manifest import SubmitManifest

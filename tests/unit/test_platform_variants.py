@@ -204,7 +204,7 @@ def test_a_long_clip_with_a_trim_inside_the_limits_is_prepared():
 def test_a_job_waits_for_its_prepared_clip_and_is_then_submitted_with_it(world):
     world.storage.put(BUCKET, "incoming/clip.mp4", b"original", {"prompt": "p", "platform": "reels"})
     (outcome,) = world.dispatch.upload(
-        __import__("clipedit.usecases.intake", fromlist=["UploadedObject"]).UploadedObject(
+        __import__("clipedit.domain.uploads", fromlist=["UploadedObject"]).UploadedObject(
             BUCKET, "incoming/clip.mp4", "v1", '"e"', "seq", 8))
     job = world.jobs.get(outcome.job_id)
     assert (outcome.status, job.status) == ("WAITING", JobStatus.QUEUED)
@@ -234,7 +234,7 @@ def test_a_job_waits_for_its_prepared_clip_and_is_then_submitted_with_it(world):
 
 def test_a_clip_that_fails_to_decode_is_rejected_by_the_prepare_step(world):
     world.storage.put(BUCKET, "incoming/clip.mp4", b"garbage", {"prompt": "p", "platform": "square"})
-    from clipedit.usecases.intake import UploadedObject
+    from clipedit.domain.uploads import UploadedObject
     (outcome,) = world.dispatch.upload(UploadedObject(BUCKET, "incoming/clip.mp4", "v1", '"e"', "seq", 7))
     result = prepare_step(world, FakeTransformer(MediaRejected("broken", code="CLIP_UNDECODABLE")))(outcome.job_id)
     job = world.jobs.get(outcome.job_id)

@@ -10,7 +10,8 @@ from clipedit.domain.job import JobStatus
 from clipedit.domain.spec import SpecDefaults
 from clipedit.usecases.common import StatusRecorder, iso
 from clipedit.usecases.dispatch import IntakeDispatcher
-from clipedit.usecases.intake import Intake, IntakeSettings, UploadedObject
+from clipedit.domain.uploads import UploadedObject
+from clipedit.usecases.intake import Intake, IntakeSettings
 from clipedit.usecases.submit import SubmitJob, SubmitSettings, hash_token
 from clipedit.domain.backpressure import BackpressureSettings
 from clipedit.usecases.backpressure import SlotRelease

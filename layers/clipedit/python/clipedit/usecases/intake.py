@@ -36,7 +36,7 @@ from clipedit.domain.manifest import (
     resolve,
 )
 from clipedit.domain.spec import SpecDefaults, parse_bool
-from clipedit.domain.uploads import UploadedObject  # also importable from here
+from clipedit.domain.uploads import UploadedObject
 from clipedit.ports import BatchStore, Clock, DocumentStore, JobStore, MessageQueue
 from clipedit.usecases.common import StatusRecorder, iso, results_key_for
 
