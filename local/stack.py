@@ -180,7 +180,7 @@ class LocalStack:
     def _start_moto(self) -> None:
         import logging
 
-        from moto.server import ThreadedMotoServer
+        from local.moto_server import KeepAliveMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise here
 
@@ -190,7 +190,7 @@ class LocalStack:
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
         })
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server = KeepAliveMotoServer("127.0.0.1", port=0)
         server.start()
         self._stoppers.append(server.stop)
         host, port = server.get_host_and_port()
@@ -228,6 +228,7 @@ class LocalStack:
             patch_moto_lambda,
             patch_moto_s3_events,
             patch_moto_server_module_list,
+            patch_moto_sfn_lambda_client,
             patch_moto_sqs_backlog,
             patch_moto_task_token_wait,
         )
@@ -264,6 +265,7 @@ class LocalStack:
         self._stoppers.append(patch_moto_dynamodb_index_query())
         self._stoppers.append(patch_moto_jsonpath_cache())
         self._stoppers.append(patch_moto_server_module_list())
+        self._stoppers.append(patch_moto_sfn_lambda_client())
         self.gateway = CallbackGateway(lambda event: self.runner.invoke(self.finalize_function, event))
         self.gateway.start()
         self._stoppers.append(self.gateway.stop)

@@ -1,0 +1,77 @@
+"""The local stack's moto server keeps connections open between calls and still frames every answer
+the way botocore reads it (S3 bodies, HEAD lengths, 204s, errors, 100-continue uploads)."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from local.moto_server import KeepAliveMotoServer
+
+
+@pytest.fixture(scope="module")
+def server():
+    running = KeepAliveMotoServer("127.0.0.1", port=0)
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(server, monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    host, port = server.get_host_and_port()
+    return lambda service: boto3.client(service, endpoint_url=f"http://{host}:{port}", region_name="us-east-1")
+
+
+def test_sequential_calls_share_one_connection(server, client):
+    before = server.connections_accepted
+    dynamodb = client("dynamodb")
+    dynamodb.create_table(TableName="keepalive", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")
+    for i in range(50):
+        dynamodb.put_item(TableName="keepalive", Item={"k": {"S": str(i)}, "v": {"N": str(i)}})
+        assert dynamodb.get_item(TableName="keepalive", Key={"k": {"S": str(i)}})["Item"]["v"] == {"N": str(i)}
+    assert server.connections_accepted - before == 1  # werkzeug's server: 101
+
+
+def test_s3_bodies_lengths_metadata_and_errors_survive_on_a_reused_connection(server, client):
+    s3 = client("s3")
+    s3.create_bucket(Bucket="keepalive-bucket")
+    big = os.urandom(3 * 1024 * 1024)  # over 1 MB: botocore sends Expect: 100-continue
+    s3.put_object(Bucket="keepalive-bucket", Key="clips/a_b.mp4", Body=big, Metadata={"job_id": "j-1"})
+    head = s3.head_object(Bucket="keepalive-bucket", Key="clips/a_b.mp4")
+    assert head["ContentLength"] == len(big) and head["Metadata"] == {"job_id": "j-1"}
+    assert s3.get_object(Bucket="keepalive-bucket", Key="clips/a_b.mp4")["Body"].read() == big
+    ranged = s3.get_object(Bucket="keepalive-bucket", Key="clips/a_b.mp4", Range="bytes=10-19")
+    assert ranged["Body"].read() == big[10:20] and ranged["ResponseMetadata"]["HTTPStatusCode"] == 206
+    with pytest.raises(ClientError) as missing:
+        s3.get_object(Bucket="keepalive-bucket", Key="clips/none.mp4")
+    assert missing.value.response["Error"]["Code"] == "NoSuchKey"
+    with pytest.raises(ClientError) as missing_head:
+        s3.head_object(Bucket="keepalive-bucket", Key="clips/none.mp4")
+    assert missing_head.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    deleted = s3.delete_object(Bucket="keepalive-bucket", Key="clips/a_b.mp4")
+    assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204
+    # The connection is still in step after every kind of answer above.
+    s3.put_object(Bucket="keepalive-bucket", Key="after.txt", Body=b"still framed")
+    assert s3.get_object(Bucket="keepalive-bucket", Key="after.txt")["Body"].read() == b"still framed"
+
+
+def test_a_multipart_upload_completes(client):
+    s3 = client("s3")
+    s3.create_bucket(Bucket="keepalive-multipart")
+    upload = s3.create_multipart_upload(Bucket="keepalive-multipart", Key="out.mp4")
+    parts = [os.urandom(5 * 1024 * 1024), b"tail"]
+    etags = [s3.upload_part(Bucket="keepalive-multipart", Key="out.mp4", UploadId=upload["UploadId"],
+                            PartNumber=n, Body=body)["ETag"] for n, body in enumerate(parts, start=1)]
+    s3.complete_multipart_upload(Bucket="keepalive-multipart", Key="out.mp4", UploadId=upload["UploadId"],
+                                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
+                                                            for n, e in enumerate(etags, start=1)]})
+    assert s3.get_object(Bucket="keepalive-multipart", Key="out.mp4")["Body"].read() == b"".join(parts)
