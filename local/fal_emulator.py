@@ -71,6 +71,7 @@ from local.kling_emulator import (
     _check_input_limits,
     _is_http_url,
     _Server,
+    downloads_client,
 )
 
 __all__ = ["FalEmulator", "EDIT_ENDPOINTS"]
@@ -182,6 +183,7 @@ class FalEmulator:
         self._webhook_pool = ThreadPoolExecutor(4, thread_name_prefix="fal-webhook")
         # A receiver slower than fal's delivery timeout counts as a failed delivery and is retried.
         self._http = httpx.Client(timeout=webhook_timeout_seconds)
+        self._downloads = downloads_client()  # used by the Kling emulator's download methods above
         self._work_dir: Path | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -210,6 +212,7 @@ class FalEmulator:
             self._server.server_close()
         stop_workers(self._render_pool, self._threads, self._webhook_pool)
         self._http.close()
+        self._downloads.close()
         if self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
 

@@ -115,6 +115,7 @@ from local.kling_emulator.rendering import (  # noqa: F401
     _REFERENCE_SIZES,
     RENDER_WORKERS,
     _TOO_LARGE,
+    downloads_client,
 )
 from local.kling_emulator.callbacks import (  # noqa: F401
     CALLBACK_TIMEOUT_SECONDS,

@@ -22,7 +22,7 @@ from local.kling_emulator.callbacks import CALLBACK_TIMEOUT_SECONDS, CallbackDel
 from local.kling_emulator.elements import ElementLibrary, _Element
 from local.kling_emulator.faults import Faults
 from local.kling_emulator.http_api import HttpSurface, _Server
-from local.kling_emulator.rendering import RENDER_WORKERS, Rendering
+from local.kling_emulator.rendering import RENDER_WORKERS, Rendering, downloads_client
 from local.kling_emulator.settings import EmulatorSettings
 from local.kling_emulator.tasks import TaskLifecycle, _Task
 
@@ -106,6 +106,9 @@ class KlingEmulator(HttpSurface, TaskLifecycle, ElementLibrary, Rendering, Callb
         self._render_pool = ThreadPoolExecutor(RENDER_WORKERS, thread_name_prefix="kling-render")
         self._callback_pool = ThreadPoolExecutor(4, thread_name_prefix="kling-callback")
         self._http = httpx.Client(timeout=CALLBACK_TIMEOUT_SECONDS)
+        # One pool for every input and image download: a client per download built a TLS context
+        # and a connection each time (2 % of a chaos run's samples).
+        self._downloads = downloads_client()
         self._work_dir: Path | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -130,6 +133,7 @@ class KlingEmulator(HttpSurface, TaskLifecycle, ElementLibrary, Rendering, Callb
             self._render_pool.shutdown(wait=False)
             self._callback_pool.shutdown(wait=False)
             self._http.close()
+            self._downloads.close()
             return
         self._server.shutdown()
         self._server.server_close()
@@ -137,6 +141,7 @@ class KlingEmulator(HttpSurface, TaskLifecycle, ElementLibrary, Rendering, Callb
             self._serve_thread.join()
         stop_workers(self._render_pool, self._task_threads, self._callback_pool)
         self._http.close()
+        self._downloads.close()
         with self._cond:
             self._cond.notify_all()
         if self._work_dir is not None:

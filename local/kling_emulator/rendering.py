@@ -54,6 +54,10 @@ def _reference_shot(task: "_Task") -> tuple[tuple[int, int] | None, float | None
     return _REFERENCE_SIZES[(ratio, task.mode)], float(task.request.get("duration") or REFERENCE_DEFAULT_DURATION)
 
 
+def downloads_client() -> httpx.Client:
+    return httpx.Client(timeout=DOWNLOAD_TIMEOUT_SECONDS, follow_redirects=True)
+
+
 class Rendering:
     """Fetching inputs and rendering a task's result (runs on the task's worker thread)."""
 
@@ -61,7 +65,7 @@ class Rendering:
         """Fetch the input video; returns a failure message or None."""
         size = 0
         try:
-            with httpx.stream("GET", url, timeout=DOWNLOAD_TIMEOUT_SECONDS, follow_redirects=True) as resp:
+            with self._downloads.stream("GET", url) as resp:
                 if resp.status_code != 200:
                     return f"video download failed: HTTP {resp.status_code} from video_url"
                 with dst.open("wb") as fh:
@@ -153,7 +157,7 @@ class Rendering:
         """Fetch a small file into memory: (bytes, None) or (None, reason)."""
         buf = bytearray()
         try:
-            with httpx.stream("GET", url, timeout=DOWNLOAD_TIMEOUT_SECONDS, follow_redirects=True) as resp:
+            with self._downloads.stream("GET", url) as resp:
                 if resp.status_code != 200:
                     return None, f"HTTP {resp.status_code}"
                 for chunk in resp.iter_bytes(64 * 1024):
