@@ -72,6 +72,11 @@ def test_a_job_whose_poller_died_after_the_provider_finished_is_finalized(stack,
     job = client.wait_for_job(job_id, statuses={"SUBMITTED", "PROCESSING"})
     sfn = stack.client("stepfunctions")
     arn = stack.info["state_machine_arn"].replace(":stateMachine:", ":execution:") + f":{job_id}"
+    # Submit starts the poller just after it writes SUBMITTED: on a busy machine the test gets here first.
+    deadline = time.monotonic() + 15
+    while arn not in {e["executionArn"] for e in sfn.list_executions(stateMachineArn=stack.info["state_machine_arn"])["executions"]}:
+        assert time.monotonic() < deadline, "the poller never started"
+        time.sleep(0.05)
     sfn.stop_execution(executionArn=arn, cause="test: the poller died")
     # Step Functions reports ABORTED at once. moto's worker notices the stop only when its task-token
     # wait ends, and then reports the interrupted wait as a States.Runtime failure (FAILED): either
