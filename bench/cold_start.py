@@ -37,7 +37,10 @@ boto3 is precompiled; a function's own code (``/var/task``, read-only; ``sam bui
 it) is compiled at every cold start. The bench reproduces that with a private
 ``PYTHONPYCACHEPREFIX`` (Python then reads bytecode only there): a first run fills it, the entries
 of ``functions/`` (and ``local/``) are then removed, and the measured runs do not write bytecode. A
-second set of runs with the function's code cached too shows what compiling ``app.py`` costs. One
+second set of runs with the function's code cached too shows what compiling ``app.py`` costs. The
+shared layer's Makefile also compiles the methods ``@dataclass`` generates (a table beside the
+package's bytecode, ``clipedit/dataclass_code.py``); the bench builds it the same way, with the
+layer's packages only, into the private prefix, where the package looks for it. One
 ``-X importtime`` run per handler lists the heaviest top-level imports.
 """
 
@@ -163,6 +166,16 @@ print(json.dumps({{"ready_at": ready_at, "cpu_s": cpu_at_ready, "import_s": t1 -
 """
 
 HANDLERS = {name: ROOT / "functions" / name / "app.py" for name in LOGICAL_IDS}
+
+# The layer's Makefile also compiles the methods ``@dataclass`` generates (clipedit/dataclass_code.py):
+# built the same way into the private prefix, with the shared layer's packages only, where
+# ``clipedit`` finds it as it finds its .pyc.
+DATACLASS_TABLE_CODE = """
+{blocker}
+import sys
+from clipedit.dataclass_code import main
+sys.exit(main())
+"""
 
 
 def handler_attributes(handler: str) -> list[str]:
@@ -348,6 +361,12 @@ def main(argv: list[str] | None = None) -> int:
             third_party[handler] = discovered["third_party"]
             for code in steps(handler, clients[handler], created[handler], third_party[handler]).values():
                 run_once(code, warm_env)
+        table = subprocess.run([sys.executable, "-c", DATACLASS_TABLE_CODE.format(
+            blocker=import_blocker_code(blocked))], capture_output=True, text=True, cwd=ROOT, timeout=120,
+            env=child_env(PYTHONPYCACHEPREFIX=str(prefix)))
+        if table.returncode != 0:
+            raise RuntimeError(f"building the dataclass table failed:\n{table.stderr[-2000:]}")
+        details["dataclass_table"] = table.stdout.strip()
         details["clients_created"] = created
         details["baseline_services"] = clients
         details["deployed_packages"] = sorted(closure)
