@@ -71,7 +71,8 @@ def install(path: str | None = None) -> bool:
     """Give ``dataclasses`` the stored code objects, if a table for this interpreter exists."""
     try:
         with open(path or table_path(), "rb") as file:
-            magic, table = marshal.load(file)
+            # One read, then loads: marshal.load(file) reads piecemeal, ~10x slower for this table.
+            magic, table = marshal.loads(file.read())
     except (OSError, EOFError, ValueError, TypeError):
         return False  # no table (not built into this install), or unreadable: compile as usual
     if magic != _magic() or not isinstance(table, dict):
