@@ -53,13 +53,15 @@ def methods(cls: type) -> dict[str, Any]:
 
 
 def test_a_class_built_from_the_stored_code_is_the_class_dataclasses_compiles(monkeypatch):
-    texts: dict[str, Any] = {}
-    monkeypatch.setattr(dataclasses, "exec", recording_exec(texts), raising=False)
+    modules: dict[str, Any] = {}
+    monkeypatch.setattr(dataclasses, "exec", recording_exec(modules), raising=False)
     plain_frozen, plain_plain = make_classes()
+    assert list(modules) == [__name__]  # by defining module
+    texts = modules[__name__]
     assert len(texts) >= 8  # frozen: init, repr, eq, hash, setattr, delattr; plain: init, repr, eq
 
     table = CountingTable(texts)
-    monkeypatch.setattr(dataclasses, "exec", exec_with(table), raising=False)
+    monkeypatch.setattr(dataclasses, "exec", exec_with({__name__: table}), raising=False)
     frozen, plain = make_classes()
     assert table.hits == len(texts)
     for before, after in ((plain_frozen, frozen), (plain_plain, plain)):
@@ -82,7 +84,7 @@ def test_a_class_built_from_the_stored_code_is_the_class_dataclasses_compiles(mo
 
 def test_a_text_the_table_does_not_hold_is_compiled_as_before(monkeypatch):
     table = CountingTable()
-    monkeypatch.setattr(dataclasses, "exec", exec_with(table), raising=False)
+    monkeypatch.setattr(dataclasses, "exec", exec_with({__name__: table, "elsewhere": {}}), raising=False)
     frozen, _ = make_classes()
     assert table.hits == 0
     assert frozen("a") == frozen("a", 0)
@@ -100,10 +102,23 @@ def test_install_takes_only_a_table_for_this_interpreter(tmp_path, monkeypatch):
 
     ours = tmp_path / "ours.marshal"
     text = "def __create_fn__():\n def f(self):\n  return 1\n return f"
-    write(str(ours), {text: compiled(text)})
+    write(str(ours), {"some.module": {text: compiled(text)}})
     monkeypatch.setattr(dataclasses, "exec", None, raising=False)  # undone after the test
     assert install(str(ours)) is True
     assert dataclasses.exec is not None and dataclasses.exec is not exec  # type: ignore[attr-defined]
+
+
+def test_a_modules_block_is_unpacked_when_that_module_defines_a_class(tmp_path, monkeypatch):
+    modules: dict[str, Any] = {}
+    monkeypatch.setattr(dataclasses, "exec", recording_exec(modules), raising=False)
+    make_classes()
+    write(str(tmp_path / "table.marshal"), {**modules, "other.module": {"x = 1": compiled("x = 1")}})
+    magic, packed = marshal.loads((tmp_path / "table.marshal").read_bytes())
+    assert all(isinstance(block, bytes) for block in packed.values())
+    monkeypatch.setattr(dataclasses, "exec", exec_with(packed), raising=False)
+    frozen, _ = make_classes()
+    assert isinstance(packed[__name__], dict) and isinstance(packed["other.module"], bytes)
+    assert frozen("a") == frozen("a")
 
 
 def test_the_table_sits_with_the_packages_bytecode(monkeypatch):

@@ -5,9 +5,10 @@ Before Python 3.13, ``@dataclass`` writes each method it adds (``__init__``, ``_
 compiles it with ``exec`` when the class is created: ~0.7 ms a class, 15-30 ms of a function's
 cold start for the 20-40 classes it loads. ``python -m clipedit.dataclass_code`` (the layer's
 Makefile, with the runtime's Python) imports every module of the package, records those texts and
-stores their code objects (``marshal``) beside the package's bytecode; ``install()``, run by the
-package's ``__init__``, lets ``dataclasses`` run the stored code object for a text it has seen and
-compile any other as before. The whole text is the key and the file carries the interpreter's
+stores their code objects (``marshal``, one block per defining module) beside the package's
+bytecode; ``install()``, run by the package's ``__init__``, lets ``dataclasses`` run the stored
+code object for a text it has seen and compile any other as before. A module's block is unpacked
+when that module defines its first dataclass, so a function pays only for the modules it imports. The whole text is the key and the file carries the interpreter's
 bytecode magic number, so a stale or foreign table can only miss, never change a class. Where no
 table was built (tests, the local stack) nothing changes.
 """
@@ -45,23 +46,35 @@ def compiled(source: str) -> Any:
     return compile(source, "<string>", "exec", dont_inherit=True)
 
 
-def exec_with(table: dict[str, Any], builtin_exec: Callable[..., Any] = builtins.exec) -> Callable[..., Any]:
-    """An ``exec`` that runs the stored code object for a known text and anything else unchanged."""
+def _module(globals: Any) -> Any:
+    # dataclasses passes the defining module's namespace as the globals of every text it runs.
+    return globals.get("__name__") if isinstance(globals, dict) else None
+
+
+def exec_with(modules: dict[str, Any], builtin_exec: Callable[..., Any] = builtins.exec) -> Callable[..., Any]:
+    """An ``exec`` that runs the stored code object for a known text and anything else unchanged.
+    ``modules``: module name -> {text: code}, or that dict still marshalled (unpacked on first use)."""
 
     def exec(source: Any, globals: Any = None, locals: Any = None, /) -> Any:  # noqa: A001 - stands in for it
         if isinstance(source, str):
-            source = table.get(source, source)
+            name = _module(globals)
+            texts = modules.get(name)
+            if isinstance(texts, bytes):
+                texts = modules[name] = marshal.loads(texts)
+            if texts:
+                source = texts.get(source, source)
         return builtin_exec(source, globals, locals)
 
     return exec
 
 
-def recording_exec(texts: dict[str, Any], builtin_exec: Callable[..., Any] = builtins.exec) -> Callable[..., Any]:
-    """An ``exec`` that adds each text's code object to ``texts``, then runs the text as usual."""
+def recording_exec(modules: dict[str, Any], builtin_exec: Callable[..., Any] = builtins.exec) -> Callable[..., Any]:
+    """An ``exec`` that adds each text's code object to ``modules[defining module]``, then runs the
+    text as usual."""
 
     def exec(source: Any, globals: Any = None, locals: Any = None, /) -> Any:  # noqa: A001 - stands in for it
         if isinstance(source, str):
-            texts[source] = compiled(source)
+            modules.setdefault(_module(globals), {})[source] = compiled(source)
         return builtin_exec(source, globals, locals)
 
     return exec
@@ -79,14 +92,14 @@ def install(path: str | None = None) -> bool:
         return False
     import dataclasses
 
-    dataclasses.exec = exec_with(table)  # type: ignore[attr-defined]  # shadows the builtin there only
+    dataclasses.exec = exec_with(dict(table))  # type: ignore[attr-defined]  # shadows the builtin there only
     return True
 
 
 def record(package: str = "clipedit") -> tuple[dict[str, Any], list[str]]:
-    """Import every module of ``package`` and return {text: code} of the methods ``dataclasses``
-    generated meanwhile (third-party classes those modules load included), and the modules that
-    would not import here (their classes are then compiled at run time, as before)."""
+    """Import every module of ``package`` and return {module: {text: code}} of the methods
+    ``dataclasses`` generated meanwhile (third-party classes those modules load included), and the
+    modules that would not import here (their classes are then compiled at run time, as before)."""
     import dataclasses
     import importlib
     import pkgutil
@@ -110,10 +123,11 @@ def record(package: str = "clipedit") -> tuple[dict[str, Any], list[str]]:
     return texts, failed
 
 
-def write(path: str, table: dict[str, Any]) -> None:
+def write(path: str, modules: dict[str, Any]) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    packed = {name: marshal.dumps(texts) for name, texts in modules.items() if name is not None}
     with open(path, "wb") as file:
-        marshal.dump((_magic(), table), file)
+        marshal.dump((_magic(), packed), file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     table, failed = record()
     path = table_path(package_dir)
     write(path, table)
-    print(f"{len(table)} dataclass methods compiled into {path}")
+    print(f"{sum(map(len, table.values()))} dataclass methods of {len(table)} modules compiled into {path}")
     for line in failed:
         print(f"  not imported here (compiled at run time instead): {line}")
     return 0
