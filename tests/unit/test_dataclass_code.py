@@ -83,11 +83,15 @@ def test_a_class_built_from_the_stored_code_is_the_class_dataclasses_compiles(mo
 
 
 def test_a_text_the_table_does_not_hold_is_compiled_as_before(monkeypatch):
+    compiled_here, _ = make_classes()
     table = CountingTable()
     monkeypatch.setattr(dataclasses, "exec", exec_with({__name__: table, "elsewhere": {}}), raising=False)
     frozen, _ = make_classes()
     assert table.hits == 0
     assert frozen("a") == frozen("a", 0)
+    # Compiled from our frame, which has no __future__ flags, exactly as from dataclasses' own.
+    assert frozen.__init__.__annotations__ == compiled_here.__init__.__annotations__
+    assert frozen.__init__.__code__ == compiled_here.__init__.__code__
 
 
 def test_install_takes_only_a_table_for_this_interpreter(tmp_path, monkeypatch):
