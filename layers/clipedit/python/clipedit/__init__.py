@@ -7,3 +7,9 @@ Layout (dependencies point downwards only):
 - ``adapters``: DynamoDB, S3, Step Functions, EventBridge, Secrets Manager and the Kling HTTP API.
 - ``config`` and ``wiring``: typed settings read once from the environment, and the composition root.
 """
+
+from clipedit import dataclass_code as _dataclass_code
+
+# Before any module defines a dataclass: use the methods compiled into the layer at build time,
+# where there is such a table (see dataclass_code; ~0.7 ms a class at a cold start otherwise).
+_dataclass_code.install()
