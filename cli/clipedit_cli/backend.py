@@ -8,6 +8,7 @@ import mimetypes
 import time
 import uuid
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
@@ -44,7 +45,12 @@ class Backend:
             prices=self._prices(target),
         )
         self.container = Container(settings, client_factory=target.client)
-        self.s3 = target.client("s3")
+
+    @cached_property
+    def s3(self) -> Any:
+        # Built on first use: only uploads and downloads need it, and loading S3's service model
+        # is most of a `clipedit status` or `list` process's start (JSON decoding, py-spy).
+        return self.target.client("s3")
 
     @staticmethod
     def _prices(target: Target) -> PriceTable:
