@@ -5,13 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/clipedit/python:$(CURDIR)/layers/media/python:$(CURDIR)
-export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help venv lock test chaos unit integration e2e lint-template demo local bench clean docs docs-serve docs-refs
 
 help:
 	@echo "make demo   - run the whole pipeline end to end on the embedded local stack"
-	@echo "make test   - template checks, unit, integration and e2e tests (two workers; not the chaos run)"
+	@echo "make test   - template checks, unit, integration and e2e tests (three workers; not the chaos run)"
 	@echo "make chaos  - the 200-job fault-injection run on its own local stack (CI runs it after make test)"
 	@echo "make local  - start the local stack and keep it running (Ctrl-C to stop); then use .venv/bin/clipedit"
 	@echo "make bench  - performance and cost benchmarks (not part of make test; BENCH_ARGS=--quick)"
@@ -49,10 +48,11 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(PY) -m pytest -q tests/e2e
 
-# Two workers (pytest-xdist), one local stack each; --dist loadscope keeps a module (and so its
+# Three workers (pytest-xdist) on two cores, one local stack each: much of a test is waiting for
+# its stack, and a third worker fills those gaps. --dist loadscope keeps a module (and so its
 # module-scoped stack) on one worker. The 200-job chaos run has its own target.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadscope -m "not chaos" tests
+	$(PY) -m pytest -q -n 3 --dist loadscope -m "not chaos" tests
 
 chaos: $(STAMP)
 	$(PY) -m pytest -q -m chaos tests/integration/test_chaos.py
