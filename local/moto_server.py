@@ -38,8 +38,11 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         if self.headers.get("Expect", "").lower().strip() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         environ = self.make_environ()
-        environ["wsgi.input"] = io.BytesIO(self._request_body(environ))
+        body = self._request_body(environ)
+        # The app reads CONTENT_LENGTH bytes: a chunked request gets its decoded length here.
+        environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
         environ.pop("wsgi.input_terminated", None)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)  # werkzeug ignores CONTENT_LENGTH while it says chunked
         started: list[Any] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

@@ -75,3 +75,43 @@ def test_a_multipart_upload_completes(client):
                                  MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
                                                             for n, e in enumerate(etags, start=1)]})
     assert s3.get_object(Bucket="keepalive-multipart", Key="out.mp4")["Body"].read() == b"".join(parts)
+
+
+def _raw_request(server, request: bytes) -> tuple[bytes, bytes]:
+    """Send bytes as they are (chunked bodies, pipelined requests); return (first answer, rest)."""
+    import socket
+
+    with socket.create_connection(server.get_host_and_port(), timeout=10) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    return received.split(b"\r\n\r\n", 1)[0], received
+
+
+def test_a_chunked_request_body_is_read_whole_and_the_next_request_still_parses(server, client):
+    client("s3").create_bucket(Bucket="keepalive-chunked")
+    body = b"chunked body arrives in pieces"
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:])) + b"0\r\n\r\n"
+    put = (b"PUT /keepalive-chunked/c.txt HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+           + chunked)
+    get = b"GET /keepalive-chunked/c.txt HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    first, everything = _raw_request(server, put + get)  # both on one connection, back to back
+    assert first.startswith(b"HTTP/1.1 200")
+    # The unsigned GET is refused (403), but it was read as a request of its own.
+    assert everything.count(b"\r\n\r\nHTTP/1.1 403") == 1
+    assert client("s3").get_object(Bucket="keepalive-chunked", Key="c.txt")["Body"].read() == body
+
+
+def test_an_app_failure_answers_500_and_closes_the_connection():
+    failing = KeepAliveMotoServer("127.0.0.1", port=0)
+    failing._server.app = lambda environ, start_response: 1 / 0  # what a moto bug would do
+    failing.start()
+    try:
+        first, everything = _raw_request(failing, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                                                   b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    finally:
+        failing.stop()
+    assert first.startswith(b"HTTP/1.1 500")
+    assert everything.count(b"HTTP/1.1 500") == 1  # closed after the failure: the second request is not read
