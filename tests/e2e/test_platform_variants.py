@@ -30,15 +30,18 @@ def write_clip(path: Path, *, width: int, height: int, seconds: float, fps: int 
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         tone = out.add_stream("aac", rate=48000, layout="mono") if audio else None
         side = height // 5
+        background = np.full((height, width, 3), 60, np.uint8)
+        if corner_markers:
+            background[:side, :side] = GREEN
+            background[-side:, -side:] = GREEN
+        still = None if moving_square else av.VideoFrame.from_ndarray(background, format="rgb24").reformat(format="yuv420p")
         for i in range(frames):
-            image = np.full((height, width, 3), 60, np.uint8)
-            if moving_square:
+            frame = still  # a still picture is converted once: the 125 s clip is 3,000 frames
+            if frame is None:
+                image = background.copy()
                 x = int((width - side) * i / max(1, frames - 1))
                 image[(height - side) // 2:(height + side) // 2, x:x + side] = WHITE
-            if corner_markers:
-                image[:side, :side] = GREEN
-                image[-side:, -side:] = GREEN
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, fps)
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
