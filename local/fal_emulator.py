@@ -55,6 +55,7 @@ from typing import Any, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from clipedit.adapters.tls import shared_ssl_context
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -182,7 +183,7 @@ class FalEmulator:
         self._render_pool = ThreadPoolExecutor(RENDER_WORKERS, thread_name_prefix="fal-render")
         self._webhook_pool = ThreadPoolExecutor(4, thread_name_prefix="fal-webhook")
         # A receiver slower than fal's delivery timeout counts as a failed delivery and is retried.
-        self._http = httpx.Client(timeout=webhook_timeout_seconds)
+        self._http = httpx.Client(timeout=webhook_timeout_seconds, verify=shared_ssl_context())
         self._downloads = downloads_client()  # used by the Kling emulator's download methods above
         self._work_dir: Path | None = None
 

@@ -199,7 +199,10 @@ class LocalStack:
         os.environ["MOTO_PORT"] = str(port)  # moto's Step Functions calls Lambda through this port
         import httpx
 
-        httpx.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}).raise_for_status()
+        from clipedit.adapters.tls import shared_ssl_context
+
+        httpx.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
+                   verify=shared_ssl_context()).raise_for_status()
         self.info.update(endpoint_url=endpoint, region=REGION)
 
     def _start_emulator(self) -> None:

@@ -164,8 +164,10 @@ def _process_alive(pid: int) -> bool:
 def _endpoint_answers(endpoint: str) -> bool:
     import httpx
 
-    try:
-        httpx.get(f"{endpoint}/moto-api/", timeout=2.0)
+    from clipedit.adapters.tls import shared_ssl_context
+
+    try:  # the process's one TLS context: building a fresh one costs ~20 ms per command
+        httpx.get(f"{endpoint}/moto-api/", timeout=2.0, verify=shared_ssl_context())
     except httpx.HTTPError:
         return False
     return True

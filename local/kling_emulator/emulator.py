@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from clipedit.adapters.tls import shared_ssl_context
 
 from local.kling_emulator.callbacks import CALLBACK_TIMEOUT_SECONDS, CallbackDelivery
 from local.kling_emulator.elements import ElementLibrary, _Element
@@ -105,7 +106,8 @@ class KlingEmulator(HttpSurface, TaskLifecycle, ElementLibrary, Rendering, Callb
         self._task_threads: list[threading.Thread] = []
         self._render_pool = ThreadPoolExecutor(RENDER_WORKERS, thread_name_prefix="kling-render")
         self._callback_pool = ThreadPoolExecutor(4, thread_name_prefix="kling-callback")
-        self._http = httpx.Client(timeout=CALLBACK_TIMEOUT_SECONDS)
+        # The process's one TLS context: building one per client cost ~20 ms each (emulators start per test).
+        self._http = httpx.Client(timeout=CALLBACK_TIMEOUT_SECONDS, verify=shared_ssl_context())
         # One pool for every input and image download: a client per download built a TLS context
         # and a connection each time (2 % of a chaos run's samples).
         self._downloads = downloads_client()

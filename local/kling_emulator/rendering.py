@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+from clipedit.adapters.tls import shared_ssl_context
 
 from local import media
 from local.kling_emulator.contract import (
@@ -55,7 +56,7 @@ def _reference_shot(task: "_Task") -> tuple[tuple[int, int] | None, float | None
 
 
 def downloads_client() -> httpx.Client:
-    return httpx.Client(timeout=DOWNLOAD_TIMEOUT_SECONDS, follow_redirects=True)
+    return httpx.Client(timeout=DOWNLOAD_TIMEOUT_SECONDS, follow_redirects=True, verify=shared_ssl_context())
 
 
 class Rendering:

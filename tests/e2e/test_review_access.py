@@ -8,6 +8,7 @@ import pytest
 
 from tests.e2e.review_support import ServedReviewApp
 from tests.e2e.test_cli import cli  # noqa: F401  (the module-scoped fixture)
+from tests import web
 
 TOKEN = "a-long-review-token-0123456789"
 
@@ -31,12 +32,12 @@ def test_a_reachable_address_needs_a_token(cli, args, fragment):  # noqa: F811
 
 def test_with_a_token_every_request_carries_it(backend):
     with ServedReviewApp(backend, token=TOKEN) as served:
-        refused = httpx.get(served.url + "/", timeout=30)
+        refused = web.get(served.url + "/", timeout=30)
         assert refused.status_code == 403 and "access token" in refused.text
-        assert httpx.get(served.url + "/?token=wrong-token-wrong-token", timeout=30).status_code == 403
+        assert web.get(served.url + "/?token=wrong-token-wrong-token", timeout=30).status_code == 403
         with httpx.Client(base_url=served.url, timeout=30, follow_redirects=True) as browser_like:
             page = browser_like.get(f"/?token={TOKEN}")
             assert page.status_code == 200 and str(page.url) == served.url + "/"  # the token left the address bar
             assert "token=" not in page.text
             assert browser_like.get("/plan").status_code == 200  # the HttpOnly cookie carries it from now on
-        assert httpx.get(served.url + "/plan", headers={"authorization": f"Bearer {TOKEN}"}, timeout=30).status_code == 200
+        assert web.get(served.url + "/plan", headers={"authorization": f"Bearer {TOKEN}"}, timeout=30).status_code == 200

@@ -13,7 +13,6 @@ import uuid
 import zipfile
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import set_knobs
@@ -32,6 +31,7 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from tests import web
 
 PROMPT = "Give @Video1 a warm sunset grade. Keep the motion identical."
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "CANCELLED"}
@@ -272,11 +272,11 @@ def test_a_planned_batch_shows_its_rejected_row_and_total_and_launch_runs_it(ser
     assert rows[1].review_status == rows[3].review_status == "approved" and rows[2].review_status is None
     save_screenshot(browser, "review-batch.png")
 
-    exported = httpx.get(f"{served.url}/batches/{batch_id}/approved.csv", timeout=30)
+    exported = web.get(f"{served.url}/batches/{batch_id}/approved.csv", timeout=30)
     lines = exported.text.strip().splitlines()
     assert exported.status_code == 200 and lines[0].startswith("batch_row,job_id,sku,output_bucket,output_key")
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "3"] and rows[1].output_key in exported.text
-    archive = zipfile.ZipFile(io.BytesIO(httpx.get(f"{served.url}/batches/{batch_id}/approved.zip", timeout=60).content))
+    archive = zipfile.ZipFile(io.BytesIO(web.get(f"{served.url}/batches/{batch_id}/approved.zip", timeout=60).content))
     sizes = {info.filename: info.file_size for info in archive.infolist()}
     assert sorted(sizes) == sorted(f"row-0000{n}-{Path(rows[n].output_key).name}" for n in (1, 3))
     assert sizes[f"row-00001-{Path(rows[1].output_key).name}"] == rows[1].output_size
@@ -305,7 +305,7 @@ def test_a_plan_file_that_is_not_a_catalog_or_has_an_unknown_column_is_explained
 def test_an_unknown_job_id_is_a_clear_404(served, browser):
     browser.get(f"{served.url}/jobs/j-{'0' * 32}")
     assert text_of(browser, "#problem h1") == "NOT_FOUND" and "no job" in text_of(browser, "#problem .message")
-    assert httpx.get(f"{served.url}/jobs/j-{'0' * 32}", timeout=30).status_code == 404
+    assert web.get(f"{served.url}/jobs/j-{'0' * 32}", timeout=30).status_code == 404
 
 
 def test_a_note_over_the_limit_is_refused_and_changes_nothing(served, browser, backend, finished_job):
@@ -325,23 +325,23 @@ def test_a_note_over_the_limit_is_refused_and_changes_nothing(served, browser, b
 def test_a_forged_post_without_the_csrf_token_changes_nothing(served, backend, finished_job):
     job_id = finished_job["job_id"]
     before = backend.job(job_id)
-    forged = httpx.post(f"{served.url}/jobs/{job_id}/review", data={"review_status": "approved"}, timeout=30)
+    forged = web.post(f"{served.url}/jobs/{job_id}/review", data={"review_status": "approved"}, timeout=30)
     assert forged.status_code == 403 and "CSRF_REJECTED" in forged.text and "no CSRF token" in forged.text
-    wrong = httpx.post(f"{served.url}/jobs/{job_id}/review",
+    wrong = web.post(f"{served.url}/jobs/{job_id}/review",
                        data={"review_status": "approved", "csrf": "guessed"}, timeout=30)
     assert wrong.status_code == 403
-    cross_site = httpx.post(f"{served.url}/jobs/{job_id}/review", timeout=30,
+    cross_site = web.post(f"{served.url}/jobs/{job_id}/review", timeout=30,
                             data={"review_status": "approved", "csrf": served.app.guard.csrf_token()},
                             headers={"origin": "https://evil.example"})
     assert cross_site.status_code == 403 and "another site" in cross_site.text
-    promote = httpx.post(f"{served.url}/jobs/{job_id}/promote", timeout=30)
+    promote = web.post(f"{served.url}/jobs/{job_id}/promote", timeout=30)
     assert promote.status_code == 403
     after = backend.job(job_id)
     assert (after.review_status, after.reviewed_at) == (before.review_status, before.reviewed_at)
 
 
 def test_no_secret_reaches_the_page(served, backend, finished_job, stack):
-    page = httpx.get(f"{served.url}/jobs/{finished_job['job_id']}", timeout=30).text
+    page = web.get(f"{served.url}/jobs/{finished_job['job_id']}", timeout=30).text
     secret = json.loads(stack.client("secretsmanager").get_secret_value(
         SecretId=stack.info["provider_secret_arn"])["SecretString"])
     for value in secret.values():

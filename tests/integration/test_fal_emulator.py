@@ -6,12 +6,12 @@ import base64
 import hashlib
 import json
 
-import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from local.fal_emulator import FalEmulator
 from local.kling_emulator import EmulatorSettings
+from tests import web
 
 KEY = "local-id:local-secret"
 O3_PRO = "fal-ai/kling-video/o3/pro/video-to-video/edit"
@@ -25,7 +25,7 @@ def fal():
 
 
 def post(fal, body, endpoint=O3_PRO, key=KEY, **params):
-    return httpx.post(f"{fal.base_url}/{endpoint}", json=body, params=params,
+    return web.post(f"{fal.base_url}/{endpoint}", json=body, params=params,
                       headers={"Authorization": f"Key {key}"} if key else {})
 
 
@@ -56,26 +56,26 @@ def test_over_the_concurrency_limit_requests_wait_in_the_queue(fal):
     root = f"{fal.base_url}/fal-ai/kling-video/requests/{second['request_id']}"  # the app id, not the endpoint
     assert (second["status_url"], second["response_url"], second["cancel_url"]) == (f"{root}/status", root, f"{root}/cancel")
     auth = {"Authorization": f"Key {KEY}"}
-    assert httpx.get(first["status_url"], headers=auth).json()["status"] == "IN_PROGRESS"
-    waiting = httpx.get(second["status_url"], headers=auth)
+    assert web.get(first["status_url"], headers=auth).json()["status"] == "IN_PROGRESS"
+    waiting = web.get(second["status_url"], headers=auth)
     assert waiting.status_code == 202 and (waiting.json()["status"], waiting.json()["queue_position"]) == ("IN_QUEUE", 0)
-    assert httpx.get(second["response_url"], headers=auth).status_code == 400  # still in progress
+    assert web.get(second["response_url"], headers=auth).status_code == 400  # still in progress
     # Cancelling the running one frees its slot: the waiting one starts.
-    assert httpx.put(first["cancel_url"], headers=auth).json() == {"status": "CANCELLATION_REQUESTED"}
+    assert web.put(first["cancel_url"], headers=auth).json() == {"status": "CANCELLATION_REQUESTED"}
     fal.wait_for_status(second["request_id"], "IN_PROGRESS", timeout=5)
-    done = httpx.get(first["status_url"], headers=auth)
+    done = web.get(first["status_url"], headers=auth)
     assert done.status_code == 200 and done.json()["status"] == "COMPLETED"
     # fal's COMPLETED status of a failed request carries the error itself.
     assert (done.json()["error"], done.json()["error_type"]) == ("Request was cancelled", "client_cancelled")
-    result = httpx.get(first["response_url"], headers=auth)
+    result = web.get(first["response_url"], headers=auth)
     assert result.status_code == 400 and result.headers["x-fal-error-type"] == "client_cancelled"
-    assert httpx.put(first["cancel_url"], headers=auth).json() == {"status": "ALREADY_COMPLETED"}
-    missing = httpx.put(first["cancel_url"].replace(first["request_id"], "nope"), headers=auth)
+    assert web.put(first["cancel_url"], headers=auth).json() == {"status": "ALREADY_COMPLETED"}
+    missing = web.put(first["cancel_url"].replace(first["request_id"], "nope"), headers=auth)
     assert missing.status_code == 404 and missing.json() == {"status": "NOT_FOUND"}
 
 
 def test_webhooks_are_signed_with_the_key_the_jwks_publishes(fal):
-    (jwk,) = httpx.get(fal.jwks_url).json()["keys"]
+    (jwk,) = web.get(fal.jwks_url).json()["keys"]
     assert (jwk["kty"], jwk["crv"]) == ("OKP", "Ed25519")
     public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4)))
     body = json.dumps({"request_id": "r-1", "status": "OK", "payload": {}}).encode()

@@ -22,6 +22,7 @@ import pytest
 
 from local.kling_emulator import EmulatorSettings, KlingEmulator
 from local.media import make_sample_clip, make_sample_image, probe
+from tests import web
 
 AK = "ak-test-0001"
 SK = "sk-test-secret-with-at-least-32-bytes-0001"  # >= 32 bytes: no weak-HMAC-key warnings
@@ -164,12 +165,12 @@ def create(emulator: KlingEmulator, body: dict[str, Any] | bytes, token: str | N
     headers = auth(token)
     url = emulator.base_url + API
     if isinstance(body, bytes):
-        return httpx.post(url, content=body, headers={**headers, "Content-Type": "application/json"})
-    return httpx.post(url, json=body, headers=headers)
+        return web.post(url, content=body, headers={**headers, "Content-Type": "application/json"})
+    return web.post(url, json=body, headers=headers)
 
 
 def query(emulator: KlingEmulator, path_suffix: str = "", params: dict[str, Any] | None = None) -> httpx.Response:
-    return httpx.get(emulator.base_url + API + path_suffix, params=params, headers=auth())
+    return web.get(emulator.base_url + API + path_suffix, params=params, headers=auth())
 
 
 def assert_error(resp: httpx.Response, http_status: int, code: int, message_part: str = "") -> dict[str, Any]:
@@ -181,7 +182,7 @@ def assert_error(resp: httpx.Response, http_status: int, code: int, message_part
 
 
 def download(url: str, dst: Path) -> httpx.Response:
-    resp = httpx.get(url)  # no Authorization: result URLs are plain CDN-style URLs
+    resp = web.get(url)  # no Authorization: result URLs are plain CDN-style URLs
     resp.raise_for_status()
     dst.write_bytes(resp.content)
     return resp
@@ -214,8 +215,8 @@ def test_bad_credentials_are_rejected_with_401(
 ) -> None:
     emulator = start_emulator(api_key="api-key-kling-right")
     headers = {} if header is None else {"Authorization": header() if callable(header) else header}
-    assert_error(httpx.get(emulator.base_url + API, headers=headers), 401, code)
-    assert_error(httpx.post(emulator.base_url + API, json=edit_body(media_host), headers=headers), 401, code)
+    assert_error(web.get(emulator.base_url + API, headers=headers), 401, code)
+    assert_error(web.post(emulator.base_url + API, json=edit_body(media_host), headers=headers), 401, code)
     assert emulator.tasks() == []
     assert emulator.stats()["rejected_by_code"] == {code: 2}
 
@@ -227,7 +228,7 @@ def test_valid_credentials_are_accepted(start_emulator: Callable[..., KlingEmula
         f"Bearer {mint(nbf_in=3)}",  # clock skew within the 5 s nbf leeway
         "Bearer api-key-kling-right",  # static key form
     ):
-        resp = httpx.get(emulator.base_url + API, headers={"Authorization": header})
+        resp = web.get(emulator.base_url + API, headers={"Authorization": header})
         assert resp.status_code == 200, resp.text
         assert resp.json()["code"] == 0 and resp.json()["data"] == []
 
@@ -404,7 +405,7 @@ def test_duplicate_external_task_id_and_query_by_external_id(
 
     assert_error(query(emulator, "/999999999999999999"), 404, 1203, "task not found")
     assert_error(query(emulator, "/nope"), 404, 1203, "task not found")
-    assert_error(httpx.delete(emulator.base_url + API + f"/{first}", headers=auth()), 404, 1202)
+    assert_error(web.delete(emulator.base_url + API + f"/{first}", headers=auth()), 404, 1202)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,7 +465,7 @@ def test_error_rate_one_answers_500_5000_and_creates_nothing(
     emulator = start_emulator(error_rate=1.0)
     assert_error(create(emulator, edit_body(media_host)), 500, 5000)
     assert_error(query(emulator, "/123"), 500, 5000)
-    assert_error(httpx.get(emulator.base_url + API), 500, 5000)  # before auth, too
+    assert_error(web.get(emulator.base_url + API), 500, 5000)  # before auth, too
     assert emulator.tasks() == []
     assert emulator.stats()["rejected_by_code"] == {5000: 3}
 
@@ -582,7 +583,7 @@ def test_four_references_and_max_prompt_are_accepted(
     for _ in range(2):  # element_list must name existing elements: make two through the element API
         images = {"frontal_image": media_host.url("/img/ref.png"),
                   "refer_images": [{"image_url": media_host.url("/img/ref.png")}]}
-        resp = httpx.post(
+        resp = web.post(
             emulator.base_url + "/v1/general/advanced-custom-elements",
             json={"element_name": "ref", "element_description": "a reference", "reference_type": "image_refer",
                   "element_image_list": images},
@@ -677,7 +678,7 @@ def test_copy_render_serves_the_input_bytes_exactly_and_fast(
     for task_id in (ids[0], ids[-1]):
         q = query(emulator, f"/{task_id}").json()["data"]
         [video] = q["task_result"]["videos"]
-        assert httpx.get(video["url"]).content == source  # byte for byte
+        assert web.get(video["url"]).content == source  # byte for byte
         assert video["duration"] == "3.0" and q["final_unit_deduction"] == "3.6"  # from the header probe
 
 
@@ -707,5 +708,5 @@ def test_render_mode_can_be_swapped_at_runtime(
     assert emulator.wait_for_status(copied, "succeed", WAIT)["render"] == "copy"
     urls = [query(emulator, f"/{t}").json()["data"]["task_result"]["videos"][0]["url"] for t in (graded, copied)]
     source = media_host.files["/clips/source.mp4"]
-    assert httpx.get(urls[0]).content != source and httpx.get(urls[1]).content == source
+    assert web.get(urls[0]).content != source and web.get(urls[1]).content == source
 

@@ -19,6 +19,7 @@ import pytest
 
 from local.kling_emulator import KlingEmulator
 from local.media import make_sample_clip, make_sample_image
+from tests import web
 from tests.integration.test_kling_emulator import (  # noqa: F401 - fixtures are used by name
     WAIT,
     MediaHost,
@@ -91,11 +92,11 @@ def element_body(host: MediaHost, frontal: str = "/img/red.png", refers: tuple[s
 
 
 def create_element(emulator: KlingEmulator, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(emulator.base_url + ELEMENTS, json=body, headers=auth())
+    return web.post(emulator.base_url + ELEMENTS, json=body, headers=auth())
 
 
 def query_element(emulator: KlingEmulator, suffix: str = "", params: dict[str, Any] | None = None) -> httpx.Response:
-    return httpx.get(emulator.base_url + ELEMENTS + suffix, params=params, headers=auth())
+    return web.get(emulator.base_url + ELEMENTS + suffix, params=params, headers=auth())
 
 
 def make_element(emulator: KlingEmulator, host: MediaHost, **overrides: Any) -> int:
@@ -261,14 +262,14 @@ def test_invalid_element_bodies_are_rejected(
 
 
 def test_element_api_shares_auth_ids_and_error_codes(emulator: KlingEmulator, host: MediaHost) -> None:
-    assert_error(httpx.post(emulator.base_url + ELEMENTS, json=element_body(host)), 401, 1001)
-    assert_error(httpx.get(emulator.base_url + ELEMENTS, headers={"Authorization": "Bearer nope"}), 401, 1002)
+    assert_error(web.post(emulator.base_url + ELEMENTS, json=element_body(host)), 401, 1001)
+    assert_error(web.get(emulator.base_url + ELEMENTS, headers={"Authorization": "Bearer nope"}), 401, 1002)
     first = create_element(emulator, element_body(host, external_task_id="dup")).json()["data"]["task_id"]
     assert_error(create_element(emulator, element_body(host, external_task_id="dup")), 400, 1201,
                  "External_task_id dup already exists")
     assert_error(query_element(emulator, "/999999999999999999"), 404, 1203, "task not found")
-    assert_error(httpx.delete(emulator.base_url + ELEMENTS + f"/{first}", headers=auth()), 404, 1202)
-    assert_error(httpx.get(emulator.base_url + "/v1/general/advanced-presets-elements", headers=auth()), 404, 1203)
+    assert_error(web.delete(emulator.base_url + ELEMENTS + f"/{first}", headers=auth()), 404, 1202)
+    assert_error(web.get(emulator.base_url + "/v1/general/advanced-presets-elements", headers=auth()), 404, 1203)
     # An element task is not a video task, and the other way round.
     assert_error(query(emulator, f"/{first}"), 404, 1203)
     emulator.wait_for_status(first, "succeed", WAIT)
@@ -384,7 +385,7 @@ def test_references_are_visible_in_the_output_and_recorded(
     for name, task_id in (("refs", with_refs), ("plain", plain)):
         url = query(emulator, f"/{task_id}").json()["data"]["task_result"]["videos"][0]["url"]
         outputs[name] = tmp_path / f"{name}.mp4"
-        outputs[name].write_bytes(httpx.get(url).content)
+        outputs[name].write_bytes(web.get(url).content)
     # 1280x720 output: 120 px thumbnails (1/6), 12 px margins, rows 588-708. image_list comes first
     # (blue, x 12-132), then the element's frontal image (red, x 144-264). Sample the tiles' centres.
     rows = slice(610, 690)

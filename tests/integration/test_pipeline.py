@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote_plus
 
-import httpx
 
 from tests.conftest import set_knobs
+from tests import web
 
 EVENTS = Path(__file__).resolve().parents[1].parent / "events"
 
@@ -66,9 +66,9 @@ def test_a_callback_with_a_wrong_token_is_refused_and_changes_nothing(stack, cli
     body = json.dumps({"task_id": task["task_id"], "task_status": "succeed"})
     base = stack.info["callback_base_url"]
     answers = [
-        httpx.post(f"{base}/callbacks/kling/{job_id}?token=not-the-token", content=body),
-        httpx.post(f"{base}/callbacks/kling/{job_id}", content=body),
-        httpx.post(f"{base}/callbacks/kling/j-does-not-exist?token=x", content=body),
+        web.post(f"{base}/callbacks/kling/{job_id}?token=not-the-token", content=body),
+        web.post(f"{base}/callbacks/kling/{job_id}", content=body),
+        web.post(f"{base}/callbacks/kling/j-does-not-exist?token=x", content=body),
     ]
     assert [a.status_code for a in answers] == [401, 401, 401]
     assert len({a.text for a in answers}) == 1  # an unknown job looks exactly like a wrong token
@@ -84,7 +84,7 @@ def test_a_callback_whose_body_lies_is_checked_against_the_provider(stack, clien
     (task,) = provider_tasks_for(emulator, job_id)
     lie = {"task_id": task["task_id"], "task_status": "succeed",
            "task_result": {"videos": [{"id": "x", "url": "https://evil.example/x.mp4", "duration": "3"}]}}
-    answer = httpx.post(task["callback_url"], json=lie)  # the real token, a false body
+    answer = web.post(task["callback_url"], json=lie)  # the real token, a false body
     assert answer.status_code == 200 and answer.json()["status"] == "PROCESSING"
     assert client.job(job_id)["status"] == "PROCESSING"
     assert "Contents" not in client.s3.list_objects_v2(Bucket=stack.info["outputs_bucket"], Prefix="edited/liar/")
@@ -103,7 +103,7 @@ def test_duplicate_callbacks_racing_the_poller_finalize_once(stack, client, emul
 
     def fire(_):
         barrier.wait()
-        return httpx.post(task["callback_url"], json={"task_id": task["task_id"], "task_status": "succeed"}).status_code
+        return web.post(task["callback_url"], json={"task_id": task["task_id"], "task_status": "succeed"}).status_code
 
     with ThreadPoolExecutor(6) as pool:
         codes = list(pool.map(fire, range(6)))

@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.conftest import set_knobs
+from tests import web
 
 PROMPT = "Give @Video1 a warm grade"
 
@@ -96,10 +96,10 @@ def test_duplicate_callbacks_racing_the_poller_finalize_once(stack, client, prov
     # fal retries a webhook for up to 2 hours: a replay after the end changes nothing either.
     if provider.name == "fal":
         body = provider.emulator.webhook_body(task["task_id"])
-        replay = lambda _: httpx.post(task["callback_url"], content=body,  # noqa: E731
+        replay = lambda _: web.post(task["callback_url"], content=body,  # noqa: E731
                                       headers=provider.emulator.sign(body, task["task_id"]))
     else:
-        replay = lambda _: httpx.post(task["callback_url"], json={"task_id": task["task_id"]})  # noqa: E731
+        replay = lambda _: web.post(task["callback_url"], json={"task_id": task["task_id"]})  # noqa: E731
     with ThreadPoolExecutor(4) as pool:
         codes = list(pool.map(replay, range(4)))
     assert [c.status_code for c in codes] == [200] * 4
@@ -141,7 +141,7 @@ def test_forged_callbacks_are_refused_and_change_nothing(stack, client, provider
     (task,) = provider.tasks_for(job_id)
     cases, urls = forgeries(provider, task)
     for (what, headers, body, fragment), url in zip(cases, urls):
-        answer = httpx.post(url, content=body, headers=headers)
+        answer = web.post(url, content=body, headers=headers)
         assert answer.status_code == 401, what
         assert fragment in answer.json()["message"], (what, answer.text)
     after = client.job(job_id)
@@ -166,7 +166,7 @@ def test_a_validly_signed_webhook_is_still_only_a_hint(stack, client, sample_cli
         (task,) = Provider("fal", fal).tasks_for(job_id)
         lie = json.dumps({"request_id": task["task_id"], "status": "OK",
                           "payload": {"video": {"url": "https://evil.example/x.mp4"}}}).encode()
-        answer = httpx.post(task["callback_url"], content=lie, headers=fal.sign(lie, task["task_id"]))
+        answer = web.post(task["callback_url"], content=lie, headers=fal.sign(lie, task["task_id"]))
         assert answer.status_code == 200 and answer.json()["status"] == "PROCESSING"  # fal's status API says so
         cancel(job_id)  # frees the slot now, not in 30 s
     finally:

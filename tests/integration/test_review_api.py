@@ -15,6 +15,7 @@ import pytest
 
 from clipedit.adapters.dynamo_jobs import DynamoJobStore
 from clipedit.domain.job import Job, JobStatus
+from tests import web
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = "arn:aws:sts::123456789012:assumed-role/clipedit-operators/alice"
@@ -128,6 +129,4 @@ def test_the_review_route_is_signed_like_the_others(stack, store):
     response = signed_request("POST", url, body=body)
     assert response.status_code == 200 and response.json()["review_status"] == "approved"
     assert response.json()["reviewed_by"].startswith("arn:aws:")
-    import httpx
-
-    assert httpx.post(url, content=body, timeout=30).status_code == 403
+    assert web.post(url, content=body, timeout=30).status_code == 403

@@ -7,10 +7,10 @@ import json
 import logging
 import re
 
-import httpx
 
 from local.stack import LOCAL_SECRET_KEY
 from tests.conftest import set_knobs
+from tests import web
 
 
 def provider_task(emulator, job_id):
@@ -25,7 +25,7 @@ def test_a_token_for_one_job_does_not_open_another(stack, client, emulator, samp
     client.wait_for_job(a, statuses={"PROCESSING"})
     before = client.wait_for_job(b, statuses={"PROCESSING"})
     token_a = provider_task(emulator, a)["callback_url"].split("token=", 1)[1]
-    answer = httpx.post(f"{stack.info['callback_base_url']}/callbacks/kling/{b}?token={token_a}",
+    answer = web.post(f"{stack.info['callback_base_url']}/callbacks/kling/{b}?token={token_a}",
                         json={"task_id": provider_task(emulator, b)["task_id"], "task_status": "succeed"})
     assert answer.status_code == 401
     assert client.job(b)["status_history"] == before["status_history"]
@@ -38,7 +38,7 @@ def test_a_replayed_callback_after_success_changes_nothing(stack, client, emulat
     assert done["status"] == "SUCCEEDED"
     task = provider_task(emulator, job_id)
     for status in ("succeed", "failed", "processing"):
-        answer = httpx.post(task["callback_url"], json={"task_id": task["task_id"], "task_status": status})
+        answer = web.post(task["callback_url"], json={"task_id": task["task_id"], "task_status": status})
         assert answer.status_code == 200 and answer.json()["status"] == "SUCCEEDED"
     after = client.job(job_id)
     assert after["status_history"] == done["status_history"] and after["updated_at"] == done["updated_at"]
@@ -47,7 +47,7 @@ def test_a_replayed_callback_after_success_changes_nothing(stack, client, emulat
 
 
 def test_an_oversized_callback_body_is_refused(stack, client, emulator, sample_clip):
-    answer = httpx.post(f"{stack.info['callback_base_url']}/callbacks/kling/j-x?token=t", content=b"x" * 70_000)
+    answer = web.post(f"{stack.info['callback_base_url']}/callbacks/kling/j-x?token=t", content=b"x" * 70_000)
     assert answer.status_code == 413
 
 

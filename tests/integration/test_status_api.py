@@ -14,6 +14,7 @@ import pytest
 
 from clipedit.adapters.dynamo_jobs import DynamoBatchStore, DynamoJobStore
 from clipedit.domain.job import Job, JobStatus
+from tests import web
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 # Jobs seeded in a time window no other test writes in, so listings see only this module's jobs.
@@ -215,14 +216,13 @@ def test_a_bad_manifest_is_400_and_nothing_is_stored(stack, call, client, body, 
 
 def signed_request(method: str, url: str, *, body: bytes = b"", key: str = "testing", secret: str = "testing",
                    region: str = "us-east-1"):
-    import httpx
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     request = AWSRequest(method=method, url=url, data=body, headers={"content-type": "application/json"} if body else {})
     SigV4Auth(Credentials(key, secret), "execute-api", region).add_auth(request)
-    return httpx.request(method, url, content=body, headers=dict(request.headers.items()), timeout=30)
+    return web.request(method, url, content=body, headers=dict(request.headers.items()), timeout=30)
 
 
 def test_signed_requests_are_served_over_http(stack, seeded):
@@ -236,13 +236,11 @@ def test_signed_requests_are_served_over_http(stack, seeded):
 
 @pytest.mark.parametrize("how", ["unsigned", "wrong secret", "other region", "tampered path"])
 def test_unsigned_or_badly_signed_requests_never_reach_the_function(stack, seeded, how):
-    import httpx
-
     base = stack.info["status_api_url"]
     job_id = seeded["jobs"][0].job_id
     before = stack.runner.invocations.get(stack.status_function, 0)
     if how == "unsigned":
-        response = httpx.get(f"{base}/jobs/{job_id}", timeout=30)
+        response = web.get(f"{base}/jobs/{job_id}", timeout=30)
     elif how == "wrong secret":
         response = signed_request("GET", f"{base}/jobs/{job_id}", secret="not-the-secret")
     elif how == "other region":
