@@ -49,7 +49,11 @@ def subscriber(stack):
 
 
 def job_events(events: list[dict], job_id: str) -> list[dict]:
-    return [e for e in events if e["detail-type"] == "Job Status Changed" and e["detail"]["job_id"] == job_id]
+    """A job's events in the order its changes were written: by `updated_at`, as a subscriber orders
+    them. Arrival order can differ: the submit and finalize functions publish one job's changes
+    moments apart, and EventBridge does not promise order (seen here: PROCESSING before SUBMITTED)."""
+    mine = [e for e in events if e["detail-type"] == "Job Status Changed" and e["detail"]["job_id"] == job_id]
+    return sorted(mine, key=lambda e: e["detail"]["updated_at"])
 
 
 def assert_one_event_per_change(events: list[dict], job: dict) -> None:
