@@ -196,16 +196,43 @@ def function_definition(template: dict[str, Any], logical_id: str, name: str) ->
 
 
 def patch_moto_s3_events() -> Callable[[], None]:
-    """Make moto's S3 notifications carry ``versionId`` and ``sequencer`` as S3's do.
+    """Make moto's S3 notifications carry ``versionId`` and ``sequencer``, and leave only once the
+    request that wrote the object is done, as S3's do.
 
-    moto leaves both out; the submit function names jobs after the object version, so without them
-    the local stack would not behave like AWS for two uploads of identical bytes to one key.
+    moto leaves both fields out; the submit function names jobs after the object version, so without
+    them the local stack would not behave like AWS for two uploads of identical bytes to one key.
+    And moto sends ObjectCreated from inside ``put_object``, before the PUT handler sets the user
+    metadata: a fast consumer's HEAD then saw no ``prompt`` and the job was REJECTED (seen in CI).
     """
     import itertools
 
     from moto.s3 import notifications
+    from moto.s3.responses import S3Response
 
     original = notifications._get_s3_event
+    original_send = notifications.send_event
+    handlers = {name: getattr(S3Response, name) for name in ("key_response", "bucket_response")}
+    held = threading.local()
+
+    def send_event(*args: Any, **kwargs: Any) -> None:
+        pending = getattr(held, "events", None)
+        if pending is None:
+            original_send(*args, **kwargs)
+        else:
+            pending.append((args, kwargs))
+
+    def sending_when_done(handler: Callable[..., Any]) -> Callable[..., Any]:
+        def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if getattr(held, "events", None) is not None:
+                return handler(self, *args, **kwargs)
+            held.events = []
+            try:
+                return handler(self, *args, **kwargs)
+            finally:
+                pending, held.events = held.events, None
+                for event_args, event_kwargs in pending:
+                    original_send(*event_args, **event_kwargs)
+        return handle
     sequence = itertools.count(1)
 
     def _get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
@@ -218,9 +245,15 @@ def patch_moto_s3_events() -> Callable[[], None]:
         return event
 
     notifications._get_s3_event = _get_s3_event  # type: ignore[assignment]
+    notifications.send_event = send_event  # type: ignore[assignment]
+    for name, handler in handlers.items():
+        setattr(S3Response, name, sending_when_done(handler))
 
     def undo() -> None:
         notifications._get_s3_event = original  # type: ignore[assignment]
+        notifications.send_event = original_send  # type: ignore[assignment]
+        for name, handler in handlers.items():
+            setattr(S3Response, name, handler)
 
     return undo
 
