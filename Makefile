@@ -10,8 +10,8 @@ export PYTHONPATH := $(CURDIR)/layers/clipedit/python:$(CURDIR)/layers/media/pyt
 
 help:
 	@echo "make demo   - run the whole pipeline end to end on the embedded local stack"
-	@echo "make test   - template checks, unit, integration and e2e tests (three workers; not the chaos run)"
-	@echo "make chaos  - the 200-job fault-injection run on its own local stack (CI runs it after make test)"
+	@echo "make test   - template checks, unit, integration, e2e and the 200-job chaos run (three workers)"
+	@echo "make chaos  - the 200-job fault-injection run alone (make test runs it too)"
 	@echo "make local  - start the local stack and keep it running (Ctrl-C to stop); then use .venv/bin/clipedit"
 	@echo "make bench  - performance and cost benchmarks (not part of make test; BENCH_ARGS=--quick)"
 	@echo "make docs   - build the documentation site into site/ (make docs-serve: live preview on 127.0.0.1:8000)"
@@ -50,9 +50,10 @@ e2e: $(STAMP)
 
 # Three workers (pytest-xdist) on two cores, one local stack each: much of a test is waiting for
 # its stack, and a third worker fills those gaps. --dist loadscope keeps a module (and so its
-# module-scoped stack) on one worker. The 200-job chaos run has its own target.
+# module-scoped stack) on one worker; --no-loadscope-reorder hands modules out in collection order,
+# which tests/conftest.py starts with the longest (the chaos run first, not last and alone).
 test: $(STAMP)
-	$(PY) -m pytest -q -n 3 --dist loadscope -m "not chaos" tests
+	$(PY) -m pytest -q -n 3 --dist loadscope --no-loadscope-reorder tests
 
 chaos: $(STAMP)
 	$(PY) -m pytest -q -m chaos tests/integration/test_chaos.py

@@ -142,3 +142,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if any(MISSING_REASON in str(getattr(report, "longrepr", "")) for report in skipped):
         terminalreporter.write_sep("!", "REVIEW PAGE BROWSER TESTS SKIPPED", red=True, bold=True)
         terminalreporter.write_line(MISSING_REASON, red=True, bold=True)
+
+
+# Modules that take a worker longest, longest first. `-n 3 --dist loadscope` hands modules to the
+# workers in collection order; starting the long ones first keeps one from running alone at the end.
+LONGEST_FIRST = ("tests/integration/test_chaos.py", "tests/e2e/test_long_clips.py", "tests/e2e/test_local_stack.py",
+                 "tests/e2e/test_platform_variants.py", "tests/e2e/test_cli.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order

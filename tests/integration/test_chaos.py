@@ -31,7 +31,7 @@ TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED"}
 # What the wait loop reads of each job: whole status histories would be most of moto's CPU in this run.
 PROGRESS = ("long_clip", "parts_total", "part_job_ids")
 
-# Minutes of a whole machine: `make chaos` runs it on its own (CI runs both `make test` and it).
+# Two minutes of a worker: `make test` starts it first (tests/conftest.py); `make chaos` runs it alone.
 pytestmark = pytest.mark.chaos
 
 
