@@ -49,10 +49,20 @@ def backdate(client, job_id, seconds):
                                 ExpressionAttributeValues={":t": {"S": old}})
 
 
-def queued_job(client, sample_clip, key, *, attempts=0):
+def no_slot_holders(client, container, timeout=60):
+    """Wait until no job holds a provider slot: a job that ends with a slot wakes the oldest QUEUED
+    jobs, and a woken lost job would be submitted before the reconcile under test could find it."""
+    deadline = time.monotonic() + timeout
+    while any(container.guard.slot_holders(provider) for provider in ("kling", "fal")):
+        assert time.monotonic() < deadline, "jobs of earlier tests still hold provider slots"
+        client._wait_for_any_event()  # a job ending publishes its status change
+
+
+def queued_job(client, container, sample_clip, key, *, attempts=0):
     """A QUEUED job whose submit message was lost (as after a crash between two writes)."""
     from clipedit.adapters.dynamo_jobs import DynamoJobStore
 
+    no_slot_holders(client, container)
     upload = client.s3.put_object(Bucket=client.info["inbox_bucket"], Key=key, Body=sample_clip.read_bytes())
     job_id = f"j-recovery-{key.rsplit('/', 1)[-1].split('.')[0]}"
     old = iso(time.time() - 3600)
@@ -104,7 +114,7 @@ def test_a_job_whose_poller_died_after_the_provider_finished_is_finalized(stack,
 
 def test_a_queued_job_whose_message_was_lost_is_resubmitted_once(stack, client, emulator, sample_clip, container, ops):
     set_knobs(emulator, processing_seconds=0.2)
-    job_id = queued_job(client, sample_clip, "incoming/recovery/lost-message.mp4")
+    job_id = queued_job(client, container, sample_clip, "incoming/recovery/lost-message.mp4")
     code, report = ops("reconcile", "--repair")
     (finding,) = [f for f in report["findings"] if f["job_id"] == job_id]
     assert finding["repaired"] and "no retry scheduled" in finding["problem"]
@@ -115,7 +125,7 @@ def test_a_queued_job_whose_message_was_lost_is_resubmitted_once(stack, client, 
 def test_a_queued_job_whose_task_exists_is_adopted_not_submitted_again(stack, client, emulator, sample_clip,
                                                                        container, ops):
     set_knobs(emulator, processing_seconds=0.2)
-    job_id = queued_job(client, sample_clip, "incoming/recovery/lost-answer.mp4", attempts=1)
+    job_id = queued_job(client, container, sample_clip, "incoming/recovery/lost-answer.mp4", attempts=1)
     # The lost attempt: the provider has the task, our record never learnt it.
     from clipedit.ports import EditRequest
 
@@ -160,7 +170,7 @@ def test_a_dead_letter_keeps_its_reason_and_is_redriven(stack, client, emulator,
     (letter,) = [d for d in letters if d["about"] == "submit j-recovery-late"]
     assert "j-recovery-late does not exist yet" in letter["reason"] and letter["receive_count"] >= 5
 
-    job_id = queued_job(client, sample_clip, "incoming/recovery/late.mp4")  # the job now exists
+    job_id = queued_job(client, container, sample_clip, "incoming/recovery/late.mp4")  # the job now exists
     assert job_id == "j-recovery-late"
     code, moved = ops("dlq", "redrive")
     assert code == 0 and moved["redriven"] >= 1
