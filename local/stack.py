@@ -229,6 +229,8 @@ class LocalStack:
             patch_moto_dynamodb_atomic,
             patch_moto_dynamodb_index_query,
             patch_moto_jsonpath_cache,
+            patch_moto_asl_parse_cache,
+            patch_moto_backend_lookup,
             patch_moto_lambda,
             patch_moto_s3_events,
             patch_moto_server_module_list,
@@ -268,6 +270,8 @@ class LocalStack:
         self._stoppers.append(patch_moto_sqs_backlog())
         self._stoppers.append(patch_moto_dynamodb_index_query())
         self._stoppers.append(patch_moto_jsonpath_cache())
+        self._stoppers.append(patch_moto_asl_parse_cache())
+        self._stoppers.append(patch_moto_backend_lookup())
         self._stoppers.append(patch_moto_server_module_list())
         self._stoppers.append(patch_moto_sfn_lambda_client())
         self._stoppers.append(patch_moto_dynamodb_json())  # see local/moto_dynamodb_json.py
