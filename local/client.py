@@ -68,7 +68,7 @@ class LocalClient:
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {last_status} after {timeout:.0f} s")
-            self._wait_for_any_event()
+            self.wait_for_any_event()
 
     def jobs_for_source(self, key: str) -> list[dict[str, Any]]:
         """Jobs made from one uploaded object (a clip, manifest or batch). A scan: demo and tests only."""
@@ -97,7 +97,7 @@ class LocalClient:
                 return jobs
             if time.monotonic() > deadline:
                 raise TimeoutError(f"jobs of {key} not all terminal after {timeout:.0f} s: {seen}")
-            self._wait_for_any_event()
+            self.wait_for_any_event()
 
     def wait_for_batch(self, batch_id: str, *, timeout: float = 120.0) -> dict[str, Any]:
         """Wait for the batch record to be COMPLETED (its results file is written just before)."""
@@ -110,9 +110,10 @@ class LocalClient:
                 return batch
             if time.monotonic() > deadline:
                 raise TimeoutError(f"batch {batch_id} not completed after {timeout:.0f} s: {batch.get('counts')}")
-            self._wait_for_any_event()
+            self.wait_for_any_event()
 
-    def _wait_for_any_event(self) -> None:
+    def wait_for_any_event(self) -> None:
+        """Return when the stack publishes a job event (or after 1 s): what a wait loop awaits instead of sleeping."""
         messages = self.sqs.receive_message(
             QueueUrl=self.info["events_queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=1
         ).get("Messages", [])

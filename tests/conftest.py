@@ -119,6 +119,15 @@ def set_knobs(emulator, **changes) -> None:
     emulator.settings = dataclasses.replace(emulator.settings, **changes)
 
 
+@pytest.fixture
+def emulator_returns_inputs(emulator):
+    """Kling's emulator serves each task's input as its result (its ``copy`` render: no decode, grade
+    or encode), for tests about orchestration or about the clip that reached the provider rather
+    than the edited picture. The ``emulator`` fixture restores the knob."""
+    set_knobs(emulator, render="copy")
+    return emulator
+
+
 @contextlib.contextmanager
 def prepare_messages_come_back_after(stack, sqs, seconds: int):
     """Shorten the local prepare queue's visibility timeout (120 s) so a crashed prepare or stitch

@@ -29,15 +29,6 @@ def long_clip(tmp_path_factory) -> Path:
     return write_clip(tmp_path_factory.mktemp("long") / "long.mp4", width=1280, height=720, seconds=25.0)
 
 
-@pytest.fixture
-def results_are_inputs(emulator):
-    """For the tests about orchestration, not the picture: the emulator serves each part's input as
-    its result (its ``copy`` render: no decode, grade or encode, ~5 CPU-s saved per 25 s clip).
-    Lengths, tone, seams and task counts are unaffected; the cut and crossfade tests keep the grade.
-    The ``emulator`` fixture restores the knob."""
-    set_knobs(emulator, render="copy")
-
-
 def tasks_for(stack, job_ids) -> list[dict]:
     return [t for t in stack.emulator.tasks() if t["external_task_id"] in set(job_ids)]
 
@@ -61,6 +52,11 @@ def assert_tone_throughout(path: Path, seconds: float) -> None:
         peak = np.fft.rfftfreq(len(chunk), 1 / rate)[int(np.argmax(spectrum))]
         assert abs(peak - 440) < 5, f"at {start / rate:.1f} s the loudest tone is {peak:.0f} Hz"
         assert np.sqrt(np.mean(chunk ** 2)) > 0.1, f"silence at {start / rate:.1f} s"
+
+
+# The tests about orchestration (a failed part, duplicates, a killed stitch, the CLI) take
+# `emulator_returns_inputs`: lengths, tone, seams and task counts do not need the grade (~5 CPU-s
+# saved per 25 s clip). The cut and crossfade tests keep it.
 
 
 def run_long(client, clip, key, **metadata):
@@ -91,7 +87,7 @@ def test_a_25_s_clip_is_edited_in_three_parts_and_stitched_with_its_own_tone(sta
 
 
 def test_a_failed_part_fails_the_parent_and_retry_pays_for_that_part_only(stack, client, emulator, cli, long_clip,
-                                                                        tmp_path, results_are_inputs):
+                                                                        tmp_path, emulator_returns_inputs):
     # The account takes one task at a time and fails it: the first part created fails, the others
     # wait (Kling 1303, backoff) until the knobs are back to normal.
     set_knobs(emulator, concurrency=1, fail_rate=1.0, processing_seconds=3.0)
@@ -125,7 +121,7 @@ def test_a_failed_part_fails_the_parent_and_retry_pays_for_that_part_only(stack,
 
 
 def test_the_same_upload_delivered_three_times_makes_one_parent_and_three_parts(stack, client, cli, long_clip,
-                                                                                results_are_inputs):
+                                                                                emulator_returns_inputs):
     key = "incoming/long/dup.mp4"
     with open(long_clip, "rb") as body:
         put = client.s3.put_object(Bucket=stack.info["inbox_bucket"], Key=key, Body=body,
@@ -193,7 +189,7 @@ def test_dry_run_prints_the_plan_and_submits_nothing(stack, client, cli, long_cl
 
 
 def test_a_stitch_killed_mid_way_is_retried_without_editing_any_part_again(stack, client, long_clip, tmp_path,
-                                                                           results_are_inputs):
+                                                                           emulator_returns_inputs):
     import dataclasses
     import inspect
 
@@ -231,7 +227,7 @@ def test_a_stitch_killed_mid_way_is_retried_without_editing_any_part_again(stack
     assert len([v for v in versions.get("Versions", []) if v["Key"] == parent["output_key"]]) == 1
 
 
-def test_clipedit_submit_with_long_clip_options_edits_in_parts(stack, cli, long_clip, tmp_path, results_are_inputs):
+def test_clipedit_submit_with_long_clip_options_edits_in_parts(stack, cli, long_clip, tmp_path, emulator_returns_inputs):
     # The command line goes through a manifest (not metadata): the fields must survive it.
     code, out, err = cli("submit", str(long_clip), "--prompt", PROMPT, "--mode", "std", "--long-clip", "segment",
                          "--seam", "crossfade", "--overlap", "0.6", "--watch", "--json", "--timeout", "300",

@@ -89,17 +89,15 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(autouse=True)
-def results_are_what_kling_received(request, stack):
-    """Kling's emulator serves each task's input as its result (its ``copy`` render), so these tests
-    judge exactly the clip prepare sent to the provider (size, frame rate, rotation, framing, audio)
-    and no 1080x1920 re-encode runs. Reference mode makes a new shot of its own size and length:
-    those tests keep the real render."""
-    original = stack.emulator.settings
-    if "provider" not in request.fixturenames:
-        set_knobs(stack.emulator, render="copy")
-    yield
-    stack.emulator.settings = original
+# Every result is the clip Kling received (`emulator_returns_inputs`): the tests judge exactly what
+# prepare sent (size, frame rate, rotation, framing, audio), and no 1080x1920 re-encode runs.
+pytestmark = pytest.mark.usefixtures("emulator_returns_inputs")
+
+
+@pytest.fixture
+def emulator_renders(emulator_returns_inputs):
+    """Reference mode makes a new shot of its own size and length: those tests need the real render."""
+    set_knobs(emulator_returns_inputs, render="grade")
 
 
 def run(client, tmp_path, clip: Path, key: str, metadata: dict) -> tuple[dict, dict]:
@@ -186,7 +184,8 @@ def test_a_rotated_phone_clip_comes_back_upright(client, clips, tmp_path):
 
 
 @pytest.mark.parametrize("provider", ["kling", "fal"])
-def test_reference_mode_makes_a_new_square_shot_of_the_asked_length(client, clips, tmp_path, provider):
+def test_reference_mode_makes_a_new_square_shot_of_the_asked_length(client, clips, tmp_path, provider,
+                                                                     emulator_renders):
     job, out = run(client, tmp_path, clips["four"], f"incoming/pv/ref-{provider}.mp4",
                    {"video-mode": "reference", "aspect-ratio": "1:1", "duration": "5", "provider": provider,
                     "prompt": "The next shot after @Video1, same camera move"})

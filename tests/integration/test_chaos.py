@@ -119,7 +119,7 @@ def test_two_hundred_jobs_under_faults_end_exactly_once(chaos_stack, sample_clip
         # Read again after the next events, at most once a second: each read takes moto's table lock.
         next_read = time.monotonic() + 1
         while time.monotonic() < next_read:
-            client._wait_for_any_event()
+            client.wait_for_any_event()
     elapsed = time.monotonic() - started
     jobs = _all_jobs(client, "incoming/chaos/")  # now every attribute, for the checks below
     statuses = Counter(job["status"] for job in jobs.values())

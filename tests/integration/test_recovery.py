@@ -56,7 +56,7 @@ def no_slot_holders(client, container, timeout=120):
     deadline = time.monotonic() + timeout
     while holders := {p: container.guard.slot_holders(p) for p in ("kling", "fal") if container.guard.slot_holders(p)}:
         assert time.monotonic() < deadline, f"jobs of earlier tests still hold provider slots: {holders}"
-        client._wait_for_any_event()  # a job ending publishes its status change
+        client.wait_for_any_event()  # a job ending publishes its status change
 
 
 def queued_job(client, container, sample_clip, key, *, attempts=0):
