@@ -12,18 +12,48 @@ connection for the next request to trip over.
 
 from __future__ import annotations
 
+import http.client
 import io
 import logging
 import threading
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import urlsplit
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+if TYPE_CHECKING:
+    from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+
 logger = logging.getLogger(__name__)
 # No body on these, whatever the app says (RFC 9110 6.4.1).
 _BODYLESS_STATUSES = {204, 304}
+
+
+def call_app(app: Any, environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run moto's WSGI app on one whole request body: (status line, headers, whole response body)."""
+    # The app reads CONTENT_LENGTH bytes: a chunked request gets its decoded length here.
+    environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)  # werkzeug ignores CONTENT_LENGTH while it says chunked
+    started: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started[:] = [status, headers]
+        return lambda data: None  # the legacy write() callable: moto never uses it
+
+    try:
+        result = app(environ, start_response)
+        try:
+            answer = b"".join(result)
+        finally:
+            getattr(result, "close", lambda: None)()
+    except Exception:  # what werkzeug's server does: log it, answer 500
+        logger.error("moto failed on %s %s:\n%s", environ.get("REQUEST_METHOD"), environ.get("RAW_URI"),
+                     traceback.format_exc())
+        return "500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")], b"Internal Server Error"
+    return started[0], started[1], answer
 
 
 class KeepAliveRequestHandler(MotoRequestHandler):
@@ -38,28 +68,10 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         if self.headers.get("Expect", "").lower().strip() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         environ = self.make_environ()
-        body = self._request_body(environ)
-        # The app reads CONTENT_LENGTH bytes: a chunked request gets its decoded length here.
-        environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
-        environ.pop("wsgi.input_terminated", None)
-        environ.pop("HTTP_TRANSFER_ENCODING", None)  # werkzeug ignores CONTENT_LENGTH while it says chunked
-        started: list[Any] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            started[:] = [status, headers]
-            return lambda data: None  # the legacy write() callable: moto never uses it
-
-        try:
-            result = self.server.app(environ, start_response)
-            try:
-                body = b"".join(result)
-            finally:
-                getattr(result, "close", lambda: None)()
-        except Exception:  # what werkzeug's server does: log it, answer 500
-            logger.error("moto failed on %s %s:\n%s", self.command, self.path, traceback.format_exc())
-            started[:] = ["500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")]]
-            body, self.close_connection = b"Internal Server Error", True
-        self._respond(started[0], started[1], body)
+        status, headers, body = call_app(self.server.app, environ, self._request_body(environ))
+        if status.startswith("500 ") and body == b"Internal Server Error":
+            self.close_connection = True
+        self._respond(status, headers, body)
 
     def _request_body(self, environ: dict[str, Any]) -> bytes:
         if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's dechunking stream ends at the last chunk
@@ -108,3 +120,82 @@ class KeepAliveMotoServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+    def answer(self, request: "AWSPreparedRequest") -> "AWSResponse":
+        """A botocore request answered by the app on the calling thread: the request the socket
+        would carry (same environ, built by the same handler code), the response it would send."""
+        from botocore.awsrequest import AWSResponse
+        from moto.core.botocore_stubber import MockRawResponse
+
+        body = _body_bytes(request.body)
+        parts = urlsplit(request.url)
+        headers = http.client.HTTPMessage()
+        headers["Host"] = parts.netloc  # what http.client adds on the wire
+        if body or request.method in ("POST", "PUT", "PATCH"):
+            headers["Content-Length"] = str(len(body))
+        for name, value in request.headers.items():
+            if name.lower() not in ("host", "content-length"):
+                headers[name] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        handler = KeepAliveRequestHandler.__new__(KeepAliveRequestHandler)  # no socket: make_environ only
+        handler.server, handler.command, handler.request_version = self._server, request.method, "HTTP/1.1"
+        handler.path = parts.path + (f"?{parts.query}" if parts.query else "")
+        handler.headers, handler.client_address, handler.connection = headers, ("127.0.0.1", 0), None
+        handler.rfile = io.BytesIO(body)
+        status, answer_headers, answer = call_app(self._server.app, handler.make_environ(), body)
+        code = int(status.partition(" ")[0])
+        has_body = request.method != "HEAD" and code not in _BODYLESS_STATUSES
+        kept = [(name, value) for name, value in answer_headers
+                if name.lower() not in ("connection", "transfer-encoding")
+                and not (name.lower() == "content-length" and has_body)]
+        if has_body:
+            kept.append(("Content-Length", str(len(answer))))
+        return AWSResponse(request.url, code, kept, MockRawResponse(answer if has_body else b""))
+
+    def answer_in_process(self) -> Callable[[], None]:
+        """Have every botocore client of this process that targets this server skip the socket: its
+        requests go straight to the app (see ``answer``). Clients of other processes, and HTTP
+        clients (presigned URLs), still use the port. Returns the undo."""
+        _install_direct_send()
+        ip_address, port = self.get_host_and_port()
+        # moto's Step Functions reaches Lambda at localhost:MOTO_PORT; everything else at the address.
+        hosts = {f"http://{ip_address}:{port}", f"http://localhost:{port}"}
+        _IN_PROCESS.update(dict.fromkeys(hosts, self))
+
+        def undo() -> None:
+            for host in hosts:
+                _IN_PROCESS.pop(host, None)
+
+        return undo
+
+
+# Endpoint host URL ("http://127.0.0.1:port") -> the server answering its clients in process.
+_IN_PROCESS: dict[str, KeepAliveMotoServer] = {}
+_install_lock = threading.Lock()
+
+
+def _install_direct_send() -> None:
+    from botocore.endpoint import Endpoint
+
+    with _install_lock:
+        if getattr(Endpoint._send, "in_process", False):
+            return
+        socket_send = Endpoint._send
+
+        def send(endpoint: Any, request: Any) -> Any:
+            server = _IN_PROCESS.get(endpoint.host)
+            return server.answer(request) if server else socket_send(endpoint, request)
+
+        send.in_process = True  # type: ignore[attr-defined]
+        Endpoint._send = send
+
+
+def _body_bytes(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if hasattr(body, "read"):  # a file or botocore's stream wrapper; botocore rewinds it on a retry
+        return body.read()
+    return b"".join(body)

@@ -1,5 +1,6 @@
 """The local stack's moto server keeps connections open between calls and still frames every answer
-the way botocore reads it (S3 bodies, HEAD lengths, 204s, errors, 100-continue uploads)."""
+the way botocore reads it (S3 bodies, HEAD lengths, 204s, errors, 100-continue uploads); the same
+answers reach this process's clients when they skip the socket (``answer_in_process``)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,21 @@ def client(server, monkeypatch):
     return lambda service: boto3.client(service, endpoint_url=f"http://{host}:{port}", region_name="us-east-1")
 
 
+@pytest.fixture(params=["socket", "in_process"])
+def any_client(request, server, client):
+    """A client over the socket, or one whose requests go straight to the app: the answers must match."""
+    if request.param == "socket":
+        yield client
+        return
+    undo = server.answer_in_process()
+    before = server.connections_accepted
+    try:
+        yield client
+        assert server.connections_accepted == before  # nothing went through the port
+    finally:
+        undo()
+
+
 def test_sequential_calls_share_one_connection(server, client):
     before = server.connections_accepted
     dynamodb = client("dynamodb")
@@ -41,9 +57,10 @@ def test_sequential_calls_share_one_connection(server, client):
     assert server.connections_accepted - before == 1  # werkzeug's server: 101
 
 
-def test_s3_bodies_lengths_metadata_and_errors_survive_on_a_reused_connection(server, client):
-    s3 = client("s3")
+def test_s3_bodies_lengths_metadata_and_errors_survive_on_a_reused_connection(server, any_client):
+    s3 = any_client("s3")
     s3.create_bucket(Bucket="keepalive-bucket")
+    s3.delete_objects(Bucket="keepalive-bucket", Delete={"Objects": [{"Key": "after.txt"}]})  # the other run's
     big = os.urandom(3 * 1024 * 1024)  # over 1 MB: botocore sends Expect: 100-continue
     s3.put_object(Bucket="keepalive-bucket", Key="clips/a_b.mp4", Body=big, Metadata={"job_id": "j-1"})
     head = s3.head_object(Bucket="keepalive-bucket", Key="clips/a_b.mp4")
@@ -64,8 +81,8 @@ def test_s3_bodies_lengths_metadata_and_errors_survive_on_a_reused_connection(se
     assert s3.get_object(Bucket="keepalive-bucket", Key="after.txt")["Body"].read() == b"still framed"
 
 
-def test_a_multipart_upload_completes(client):
-    s3 = client("s3")
+def test_a_multipart_upload_completes(any_client):
+    s3 = any_client("s3")
     s3.create_bucket(Bucket="keepalive-multipart")
     upload = s3.create_multipart_upload(Bucket="keepalive-multipart", Key="out.mp4")
     parts = [os.urandom(5 * 1024 * 1024), b"tail"]
@@ -75,6 +92,38 @@ def test_a_multipart_upload_completes(client):
                                  MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
                                                             for n, e in enumerate(etags, start=1)]})
     assert s3.get_object(Bucket="keepalive-multipart", Key="out.mp4")["Body"].read() == b"".join(parts)
+
+
+def test_in_process_calls_skip_the_port_until_undone_and_presigned_urls_still_use_it(server, client):
+    import httpx
+
+    s3, dynamodb, sqs = client("s3"), client("dynamodb"), client("sqs")
+    s3.create_bucket(Bucket="in-process")
+    undo = server.answer_in_process()
+    before = server.connections_accepted
+    try:
+        s3.put_object(Bucket="in-process", Key="k.txt", Body=b"direct", Metadata={"prompt": "a b", "long_clip": "trim"})
+        dynamodb.create_table(TableName="in-process", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                              AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                              BillingMode="PAY_PER_REQUEST")
+        dynamodb.put_item(TableName="in-process", Item={"k": {"S": "a"}, "n": {"N": "1"}},
+                          ConditionExpression="attribute_not_exists(k)")
+        with pytest.raises(ClientError) as refused:
+            dynamodb.put_item(TableName="in-process", Item={"k": {"S": "a"}}, ConditionExpression="attribute_not_exists(k)")
+        queue = sqs.create_queue(QueueName="in-process")["QueueUrl"]
+        sqs.send_message(QueueUrl=queue, MessageBody="hello")
+        received = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)["Messages"]
+        assert server.connections_accepted == before
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": "in-process", "Key": "k.txt"})
+        assert httpx.get(url).content == b"direct"  # an HTTP client: through the port
+        assert server.connections_accepted == before + 1
+    finally:
+        undo()
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert [m["Body"] for m in received] == ["hello"]
+    fresh = client("s3")  # a new connection pool: its first call opens a connection
+    assert fresh.head_object(Bucket="in-process", Key="k.txt")["Metadata"] == {"prompt": "a b", "long_clip": "trim"}
+    assert server.connections_accepted == before + 2  # undone: the socket again
 
 
 def _raw_request(server, request: bytes) -> tuple[bytes, bytes]:
