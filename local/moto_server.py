@@ -8,6 +8,10 @@ pool expects. The WSGI application, its routing and the environ are moto's own (
 keeps S3 metadata headers with underscores); only the HTTP/1.1 framing differs: the request body is
 read whole before the app runs, and the response goes out with its length, so nothing is left on the
 connection for the next request to trip over.
+
+``answer_in_process`` goes one step further for the clients of this process: their requests reach
+the same app on the calling thread, with the environ the handler would build and the answer framed
+as it would be sent, and no socket, server thread or HTTP parsing in between.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import io
 import logging
 import threading
 import traceback
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 from urllib.parse import urlsplit
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -31,8 +35,15 @@ logger = logging.getLogger(__name__)
 _BODYLESS_STATUSES = {204, 304}
 
 
-def call_app(app: Any, environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
-    """Run moto's WSGI app on one whole request body: (status line, headers, whole response body)."""
+class AppAnswer(NamedTuple):
+    status: str  # "200 OK"
+    headers: list[tuple[str, str]]
+    body: bytes
+    crashed: bool  # the app raised: the connection is closed after the 500
+
+
+def call_app(app: Any, environ: dict[str, Any], body: bytes) -> AppAnswer:
+    """Run moto's WSGI app on one whole request body."""
     # The app reads CONTENT_LENGTH bytes: a chunked request gets its decoded length here.
     environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
     environ.pop("wsgi.input_terminated", None)
@@ -52,8 +63,22 @@ def call_app(app: Any, environ: dict[str, Any], body: bytes) -> tuple[str, list[
     except Exception:  # what werkzeug's server does: log it, answer 500
         logger.error("moto failed on %s %s:\n%s", environ.get("REQUEST_METHOD"), environ.get("RAW_URI"),
                      traceback.format_exc())
-        return "500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")], b"Internal Server Error"
-    return started[0], started[1], answer
+        return AppAnswer("500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")], b"Internal Server Error", True)
+    return AppAnswer(started[0], started[1], answer, False)
+
+
+def framed(method: str, answer: AppAnswer) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    """(code, reason, headers, body) as they go on the wire: the framing headers are ours, and no
+    body where HTTP has none (a HEAD keeps the app's Content-Length: the object's size)."""
+    code_text, _, reason = answer.status.partition(" ")
+    code = int(code_text)
+    has_body = method != "HEAD" and code not in _BODYLESS_STATUSES and code >= 200
+    headers = [(name, value) for name, value in answer.headers
+               if name.lower() not in ("connection", "transfer-encoding")
+               and not (name.lower() == "content-length" and has_body)]
+    if has_body:
+        headers.append(("Content-Length", str(len(answer.body))))
+    return code, reason, headers, answer.body if has_body else b""
 
 
 class KeepAliveRequestHandler(MotoRequestHandler):
@@ -68,10 +93,9 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         if self.headers.get("Expect", "").lower().strip() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         environ = self.make_environ()
-        status, headers, body = call_app(self.server.app, environ, self._request_body(environ))
-        if status.startswith("500 ") and body == b"Internal Server Error":
-            self.close_connection = True
-        self._respond(status, headers, body)
+        answer = call_app(self.server.app, environ, self._request_body(environ))
+        self.close_connection = self.close_connection or answer.crashed
+        self._respond(*framed(self.command, answer))
 
     def _request_body(self, environ: dict[str, Any]) -> bytes:
         if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's dechunking stream ends at the last chunk
@@ -79,19 +103,12 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _respond(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
-        code, _, reason = status.partition(" ")
-        self.send_response(int(code), reason)
-        has_body = self.command != "HEAD" and int(code) not in _BODYLESS_STATUSES and int(code) >= 200
+    def _respond(self, code: int, reason: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(code, reason)
         for name, value in headers:
-            lowered = name.lower()
-            if lowered in ("connection", "transfer-encoding") or (lowered == "content-length" and has_body):
-                continue  # the framing is ours (a HEAD keeps the app's length: the object's size)
             self.send_header(name, value)
-        if has_body:
-            self.send_header("Content-Length", str(len(body)))
         # Headers and body in one write (end_headers would send the headers alone).
-        self._headers_buffer.extend([b"\r\n", body if has_body else b""])
+        self._headers_buffer.extend([b"\r\n", body])
         self.flush_headers()
 
 
@@ -141,15 +158,9 @@ class KeepAliveMotoServer:
         handler.path = parts.path + (f"?{parts.query}" if parts.query else "")
         handler.headers, handler.client_address, handler.connection = headers, ("127.0.0.1", 0), None
         handler.rfile = io.BytesIO(body)
-        status, answer_headers, answer = call_app(self._server.app, handler.make_environ(), body)
-        code = int(status.partition(" ")[0])
-        has_body = request.method != "HEAD" and code not in _BODYLESS_STATUSES
-        kept = [(name, value) for name, value in answer_headers
-                if name.lower() not in ("connection", "transfer-encoding")
-                and not (name.lower() == "content-length" and has_body)]
-        if has_body:
-            kept.append(("Content-Length", str(len(answer))))
-        return AWSResponse(request.url, code, kept, MockRawResponse(answer if has_body else b""))
+        answer = call_app(self._server.app, handler.make_environ(), body)
+        code, _, answer_headers, answer_body = framed(request.method, answer)
+        return AWSResponse(request.url, code, answer_headers, MockRawResponse(answer_body))
 
     def answer_in_process(self) -> Callable[[], None]:
         """Have every botocore client of this process that targets this server skip the socket: its
