@@ -668,11 +668,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     notes.append(f"machine: {__import__('os').cpu_count()} cores; process CPU {r['process_cpu_s']} s during the run; "
                  f"peak RSS {r['peak_rss_mb']} MB")
+    came_back = (" (more calls than chunks: a chunk message came back)"
+                 if r["chunk_expand_calls"] > r["chunks_expanded"] else "")
     notes.append(f"catalog {r['catalog_bytes']} bytes; expansion alone: {r['expand_alone_s']} s, "
                  f"{r['expand_alone_messages']} messages, {r['expand_alone_message_bytes']} bytes of message text; "
                  f"in the pipeline: {r['expansion_calls']} expansion call(s) of {r['expansion_call_s']} s, started "
                  f"{r['upload_to_expansion_start_s']} s after the upload; {r['chunks_expanded']} chunks expanded "
-                 f"by {r['chunk_expand_calls']} calls (more calls than chunks: a chunk message came back), {r['chunk_rows']} rows")
+                 f"by {r['chunk_expand_calls']} calls{came_back}, {r['chunk_rows']} rows")
     notes.append(f"batch record: {r['batch_status']}, total {r['batch_total']}, counts {r['batch_counts']}; "
                  f"{r['batch_completed_events']} Batch Completed event(s); results file written {r['results_file_writes']} time(s); "
                  f"record COMPLETED {r['upload_to_batch_record_completed_s']} s after the upload")
