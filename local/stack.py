@@ -195,8 +195,9 @@ class LocalStack:
         self._stoppers.append(server.stop)
         # This process's clients (the handlers', moto's own Step Functions->Lambda client, the tests')
         # hand their requests to moto's app directly: the socket round trip and a server thread per
-        # connection cost ~35 % of a loaded stack's CPU (bench/throughput.py: 195 -> 126 CPU-ms per
-        # job). Other processes and HTTP clients (presigned URLs, the emulators) use the port.
+        # connection cost about a third of a loaded stack's CPU (bench/throughput.py, two windows:
+        # 195 -> 126 and 217 -> 147 CPU-ms per job). Other processes and plain HTTP clients
+        # (presigned URLs, the emulators) use the port.
         self._stoppers.append(server.answer_in_process())
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"

@@ -164,3 +164,25 @@ def test_an_app_failure_answers_500_and_closes_the_connection():
         failing.stop()
     assert first.startswith(b"HTTP/1.1 500")
     assert everything.count(b"HTTP/1.1 500") == 1  # closed after the failure: the second request is not read
+
+
+def test_an_app_failure_reaches_an_in_process_client_as_the_500_it_would_get_over_the_socket(monkeypatch):
+    from botocore.config import Config
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    failing = KeepAliveMotoServer("127.0.0.1", port=0)
+    failing._server.app = lambda environ, start_response: 1 / 0  # what a moto bug would do
+    failing.start()
+    undo = failing.answer_in_process()
+    try:
+        host, port = failing.get_host_and_port()
+        sqs = boto3.client("sqs", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                           config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+        with pytest.raises(ClientError) as failed:
+            sqs.list_queues()
+        assert failing.connections_accepted == 0  # answered in process, not over the port
+    finally:
+        undo()
+        failing.stop()
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
