@@ -268,12 +268,19 @@ def patch_moto_dynamodb_atomic() -> Callable[[], None]:
     (one QUEUED move, one claim, one finalize) relies on that: without this patch a loaded local
     stack could record a job QUEUED twice. One lock around every item read and write of the backend
     restores the guarantee; moto is bound by one interpreter lock anyway, so little is lost.
+
+    The lock spans the whole request, not only the backend call: moto writes the answer's item
+    (``to_json``) after the backend returned, and a write adding an attribute meanwhile made it
+    answer 500 ("dictionary changed size during iteration"; seen in CI as a lost event, since
+    botocore retried an update that had been applied and the retry's condition failed).
     """
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()
     names = ("put_item", "get_item", "update_item", "delete_item", "transact_write_items", "query", "scan")
     originals = {name: getattr(DynamoDBBackend, name) for name in names}
+    original_call_action = DynamoHandler.call_action
 
     def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
         def run(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -284,10 +291,12 @@ def patch_moto_dynamodb_atomic() -> Callable[[], None]:
 
     for name, method in originals.items():
         setattr(DynamoDBBackend, name, atomic(method))
+    DynamoHandler.call_action = atomic(original_call_action)  # type: ignore[method-assign]
 
     def undo() -> None:
         for name, method in originals.items():
             setattr(DynamoDBBackend, name, method)
+        DynamoHandler.call_action = original_call_action  # type: ignore[method-assign]
 
     return undo
 
