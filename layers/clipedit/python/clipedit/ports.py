@@ -16,6 +16,9 @@ from clipedit.domain.job import Job, JobStatus, ObjectRef
 
 
 class JobStore(Protocol):
+    """Every conditional write answers for this call: a write the store sent again (its answer was
+    lost) and found already applied by its own first attempt counts as this call's, not a loss."""
+
     def create(self, job: Job) -> bool:
         """Insert the job unless one with its id exists; True if this call created it."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import fields as dataclass_fields
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -14,6 +15,11 @@ from clipedit.domain.backpressure import BreakerState
 from clipedit.domain.job import Job, JobStatus, sources_of
 
 _JOB_FIELDS = {f.name for f in dataclass_fields(Job)} - {"extra"}
+# A write whose answer is lost (a 500, a timeout) is sent again by botocore; if the first attempt
+# landed, the retry's condition fails and the writer would take itself for the loser (its status
+# event never published, its own lease left to expire). Each job write stamps a fresh token, and a
+# refused write reads the item it was refused on (ALL_OLD): its own token there means it is in.
+_WRITE_TOKEN = "write_token"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -52,8 +58,21 @@ def python_value(value: Any) -> Any:
     return value
 
 
+def _new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def _landed_before(error: ClientError, **expected: str) -> Mapping[str, Any] | None:
+    """For a write refused by its condition (and asked for ALL_OLD): the item, if it holds what
+    this write's own earlier attempt wrote, else None. Any other error is raised."""
+    if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        raise error
+    item = error.response.get("Item") or {}
+    return item if item and all(item.get(k, {}).get("S") == v for k, v in expected.items()) else None
+
+
 def _from_item(item: Mapping[str, Any]) -> Job:
-    plain = {k: python_value(_deserializer.deserialize(v)) for k, v in item.items()}
+    plain = {k: python_value(_deserializer.deserialize(v)) for k, v in item.items() if k != _WRITE_TOKEN}
     known = {k: v for k, v in plain.items() if k in _JOB_FIELDS}
     extra = {k: v for k, v in plain.items() if k not in _JOB_FIELDS}
     known["status"] = JobStatus(known["status"])
@@ -75,16 +94,16 @@ class DynamoJobStore:
         self._pause = pause
 
     def create(self, job: Job) -> bool:
+        token = _new_token()
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=_to_item(job),
+                Item={**_to_item(job), _WRITE_TOKEN: {"S": token}},
                 ConditionExpression="attribute_not_exists(job_id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+            return _landed_before(error, **{_WRITE_TOKEN: token}) is not None
         return True
 
     def get(self, job_id: str) -> Job | None:
@@ -104,17 +123,21 @@ class DynamoJobStore:
         require_no_lease: bool = False,
         lease_owner: str | None = None,
     ) -> Job | None:
-        names: dict[str, str] = {"#status": "status", "#updated_at": "updated_at", "#history": "status_history"}
+        token = _new_token()
+        names: dict[str, str] = {"#status": "status", "#updated_at": "updated_at", "#history": "status_history",
+                                 "#token": _WRITE_TOKEN}
         values: dict[str, Any] = {
             ":target": target.value,
             ":now": now,
             ":entry": [{"status": target.value, "at": now}],
             ":empty": [],
+            ":token": token,
         }
         sets = [
             "#status = :target",
             "#updated_at = :now",
             "#history = list_append(if_not_exists(#history, :empty), :entry)",
+            "#token = :token",
         ]
         removes: list[str] = []
         for index, (name, value) in enumerate((fields or {}).items()):
@@ -151,11 +174,11 @@ class DynamoJobStore:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in values.items()},
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return None
-            raise
+            landed = _landed_before(error, **{_WRITE_TOKEN: token})
+            return _from_item(landed) if landed else None
         return _from_item(response["Attributes"])
 
     def set_fields(self, job_id: str, *, expected: JobStatus, fields: Mapping[str, Any]) -> bool:
@@ -199,9 +222,10 @@ class DynamoJobStore:
         return True
     def mark_running(self, job_id: str, fields: Mapping[str, Any], *,
                      expect: Mapping[str, Any] | None = None) -> Job | None:
-        names: dict[str, str] = {"#status": "status"}
-        values: dict[str, Any] = {":s0": JobStatus.SUBMITTED.value, ":s1": JobStatus.PROCESSING.value}
-        sets, removes = [], []
+        token = _new_token()
+        names: dict[str, str] = {"#status": "status", "#token": _WRITE_TOKEN}
+        values: dict[str, Any] = {":s0": JobStatus.SUBMITTED.value, ":s1": JobStatus.PROCESSING.value, ":token": token}
+        sets, removes = ["#token = :token"], []
         for index, (name, value) in enumerate(fields.items()):
             names[f"#f{index}"] = name
             if value is None:
@@ -214,19 +238,18 @@ class DynamoJobStore:
             names[f"#e{index}"] = name
             values[f":e{index}"] = _dynamo_value(value)
             condition += f" AND #e{index} = :e{index}"
-        expression = " ".join(part for part in (
-            "SET " + ", ".join(sets) if sets else "", "REMOVE " + ", ".join(removes) if removes else "") if part)
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
             response = self._client.update_item(
                 TableName=self._table, Key={"job_id": {"S": job_id}}, UpdateExpression=expression,
                 ConditionExpression=condition, ExpressionAttributeNames=names,
                 ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in values.items()},
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return None
-            raise
+            landed = _landed_before(error, **{_WRITE_TOKEN: token})
+            return _from_item(landed) if landed else None
         return _from_item(response["Attributes"])
 
     def acquire_lease(self, job_id: str, *, owner: str, now: str, until: str) -> bool:
@@ -251,11 +274,10 @@ class DynamoJobStore:
                     ":s0": {"S": allowed[0]},
                     ":s1": {"S": allowed[1]},
                 },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+            return _landed_before(error, finalize_lease_owner=owner, finalize_lease_until=until) is not None
         return True
 
     def release_lease(self, job_id: str, *, owner: str) -> None:
@@ -284,11 +306,10 @@ class DynamoJobStore:
                                           "#status": "status"},
                 ExpressionAttributeValues={":owner": {"S": owner}, ":until": {"S": until}, ":now": {"S": now},
                                            ":queued": {"S": JobStatus.QUEUED.value}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+            return _landed_before(error, submit_claim_owner=owner, submit_claim_until=until) is not None
         return True
 
     def release_submission(self, job_id: str, *, owner: str) -> None:
