@@ -15,7 +15,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
-from clipedit.adapters.dynamo_jobs import DynamoJobStore
+from clipedit.adapters.dynamo_jobs import DynamoBatchStore, DynamoJobStore
 from clipedit.domain.job import Job, JobStatus
 
 TABLE = "lost-answer-jobs"  # a name no local stack uses
@@ -44,7 +44,8 @@ class LoseAnswers:
         self._pending[operation] = count
 
     def _send(self, request, **_):
-        operation = request.headers.get("X-Amz-Target", b"").decode().rpartition(".")[2]
+        target = request.headers.get("X-Amz-Target", b"")
+        operation = (target.decode() if isinstance(target, bytes) else target).rpartition(".")[2]
         if not self._pending.get(operation):
             return None
         self._pending[operation] -= 1
@@ -116,3 +117,24 @@ def test_a_lease_or_claim_whose_answer_was_lost_is_held_by_its_writer(store):
 def test_an_error_that_is_not_a_refusal_still_reaches_the_caller(moto_dynamodb):
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         DynamoJobStore("no-such-table", moto_dynamodb).transition("j-lost", JobStatus.QUEUED, now=LATER)
+
+
+def test_a_batch_count_whose_answer_was_lost_counts_once(store, moto_dynamodb):
+    """A counter is not conditional: only the transaction's client token keeps a retried ADD from
+    counting twice (which could complete a batch before its last row). The moto server here gets
+    the local stack's token patch, as the stack installs it."""
+    from local.moto_dynamodb_idempotency import patch_moto_transaction_tokens
+
+    undo = patch_moto_transaction_tokens()
+    try:
+        _, lose = store
+        batches = DynamoBatchStore(TABLE, moto_dynamodb)
+        assert batches.create_batch({"batch_id": "b-lost", "total": 2, "counts": {}})
+        batches.count_transition("b-lost", None, "RECEIVED", now=NOW)
+        lose.next("TransactWriteItems")
+        batch = batches.count_transition("b-lost", "RECEIVED", "QUEUED", now=LATER)
+        assert lose.lost == ["TransactWriteItems 200"]
+        assert batch["counts"] == {"RECEIVED": 0, "QUEUED": 1}
+        assert batches.get_batch("b-lost")["counts"] == {"RECEIVED": 0, "QUEUED": 1}
+    finally:
+        undo()

@@ -520,12 +520,17 @@ class DynamoBatchStore:
             names["#prev"] = previous
             values[":minus"] = {"N": "-1"}
             expression += ", #counts.#prev :minus"
-        response = self._client.update_item(
-            TableName=self._table, Key=self._key(batch_id), UpdateExpression=expression + " SET #updated = :now",
-            ConditionExpression="attribute_exists(job_id)", ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
-        )
-        return _plain_item(response["Attributes"])
+        # A counter is not conditional, so a retry of an applied ADD (its answer lost) would count
+        # the change twice, and a batch could complete before its last row. As a one-item
+        # transaction the SDK's ClientRequestToken makes the retry a no-op (DynamoDB keeps tokens
+        # 10 minutes); the transaction returns no item, so the record is read after it.
+        self._client.transact_write_items(TransactItems=[{"Update": {
+            "TableName": self._table, "Key": self._key(batch_id), "UpdateExpression": expression + " SET #updated = :now",
+            "ConditionExpression": "attribute_exists(job_id)", "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }}])
+        item = self._client.get_item(TableName=self._table, Key=self._key(batch_id), ConsistentRead=True)["Item"]
+        return _plain_item(item)
 
     def mark_chunk_expanded(self, batch_id: str, chunk: int, *, now: str) -> dict[str, Any] | None:
         try:
