@@ -228,7 +228,7 @@ class LocalStack:
 
     def _start_runtime(self) -> None:
         from local.gateway import CallbackGateway
-        from local.moto_dynamodb_idempotency import patch_moto_transaction_tokens
+        from local.moto_dynamodb_transactions import patch_moto_single_item_transactions, patch_moto_transaction_tokens
         from local.moto_dynamodb_json import patch_moto_dynamodb_json
         from local.runtime import (
             FunctionRunner,
@@ -282,7 +282,8 @@ class LocalStack:
         self._stoppers.append(patch_moto_server_module_list())
         self._stoppers.append(patch_moto_sfn_lambda_client())
         self._stoppers.append(patch_moto_dynamodb_json())  # see local/moto_dynamodb_json.py
-        self._stoppers.append(patch_moto_transaction_tokens())  # see local/moto_dynamodb_idempotency.py
+        self._stoppers.append(patch_moto_transaction_tokens())  # see local/moto_dynamodb_transactions.py
+        self._stoppers.append(patch_moto_single_item_transactions())
         self.gateway = CallbackGateway(lambda event: self.runner.invoke(self.finalize_function, event))
         self.gateway.start()
         self._stoppers.append(self.gateway.stop)

@@ -123,7 +123,7 @@ def test_a_batch_count_whose_answer_was_lost_counts_once(store, moto_dynamodb):
     """A counter is not conditional: only the transaction's client token keeps a retried ADD from
     counting twice (which could complete a batch before its last row). The moto server here gets
     the local stack's token patch, as the stack installs it."""
-    from local.moto_dynamodb_idempotency import patch_moto_transaction_tokens
+    from local.moto_dynamodb_transactions import patch_moto_transaction_tokens
 
     undo = patch_moto_transaction_tokens()
     try:
