@@ -138,3 +138,14 @@ def test_a_batch_count_whose_answer_was_lost_counts_once(store, moto_dynamodb):
         assert batches.get_batch("b-lost")["counts"] == {"RECEIVED": 0, "QUEUED": 1}
     finally:
         undo()
+
+
+def test_a_batch_completion_whose_answer_was_lost_is_claimed_once(store, moto_dynamodb):
+    _, lose = store
+    batches = DynamoBatchStore(TABLE, moto_dynamodb)
+    assert batches.create_batch({"batch_id": "b-done", "total": 1, "counts": {}})
+    lose.next("UpdateItem")
+    assert batches.claim_completion("b-done", now=LATER) is True  # its Batch Completed event is sent
+    assert lose.lost == ["UpdateItem 200"]
+    assert batches.claim_completion("b-done", now=LATER) is False  # another finisher's claim is not
+    assert "write_token" not in batches.get_batch("b-done")

@@ -557,18 +557,18 @@ class DynamoBatchStore:
         return batch
 
     def claim_completion(self, batch_id: str, *, now: str) -> bool:
+        token = _new_token()  # a retried claim that had landed is still this caller's (its event is sent)
         try:
             self._client.update_item(
                 TableName=self._table, Key=self._key(batch_id),
-                UpdateExpression="SET #s = :done, #completed = :now",
+                UpdateExpression="SET #s = :done, #completed = :now, #token = :token",
                 ConditionExpression="attribute_not_exists(#completed)",
-                ExpressionAttributeNames={"#s": "batch_status", "#completed": "completed_at"},
-                ExpressionAttributeValues={":done": {"S": "COMPLETED"}, ":now": {"S": now}},
+                ExpressionAttributeNames={"#s": "batch_status", "#completed": "completed_at", "#token": _WRITE_TOKEN},
+                ExpressionAttributeValues={":done": {"S": "COMPLETED"}, ":now": {"S": now}, ":token": {"S": token}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+            return _landed_before(error, **{_WRITE_TOKEN: token}) is not None
         return True
 
     def batch_jobs(self, batch_id: str) -> Iterator[Job]:
@@ -696,7 +696,7 @@ class DynamoElementCache:
 
 
 def _plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    plain = {k: python_value(_deserializer.deserialize(v)) for k, v in item.items()}
+    plain = {k: python_value(_deserializer.deserialize(v)) for k, v in item.items() if k != _WRITE_TOKEN}
     for key, value in plain.items():
         if isinstance(value, set):
             plain[key] = sorted(python_value(v) for v in value)
