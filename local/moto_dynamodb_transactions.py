@@ -1,9 +1,10 @@
 """DynamoDB transactions on the local stack's moto: the client request token, and the cost of one.
 
-``patch_moto_transaction_tokens``: DynamoDB makes a transaction idempotent by its ``ClientRequestToken`` (the SDK fills one in per
-call and sends the same one on its retries): for 10 minutes after a call with a token succeeded,
-an identical call with that token succeeds without writing again, and a call with the same token
-but other parameters is refused with ``IdempotentParameterMismatchException``. moto 5.2.5 ignores
+``patch_moto_transaction_tokens``: DynamoDB makes a transaction idempotent by its
+``ClientRequestToken`` (the SDK fills one in per call and sends the same one on its retries): for
+10 minutes after a call with a token succeeded, an identical call with that token succeeds without
+writing again, and a call with the same token but other parameters is refused with
+``IdempotentParameterMismatchException``. moto 5.2.5 ignores
 the token, so a retried transaction is applied twice. The job store relies on the token where a
 write is not conditional (a batch's counters), so the emulator must keep this part of the contract.
 Only successful calls are remembered: the documentation speaks of those alone.

@@ -49,7 +49,7 @@ class LoseAnswers:
         if not self._pending.get(operation):
             return None
         self._pending[operation] -= 1
-        applied = httpx.post(request.url, headers={k: v for k, v in request.headers.items()}, content=request.body)
+        applied = httpx.post(request.url, headers=dict(request.headers), content=request.body)
         self.lost.append(f"{operation} {applied.status_code}")
         body = b'{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error"}'
         return AWSResponse(request.url, 500, {"Content-Type": "application/x-amz-json-1.0"}, _Body(body))
